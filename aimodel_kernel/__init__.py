@@ -1,0 +1,26 @@
+"""aimodel-kernel: the whole life of a model, one line each, in a notebook.
+
+``%load_ext aimodel_kernel`` registers the magics; nothing heavy (torch, mlflow, scikit-learn)
+is imported until a magic needs it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register ``%train``, ``%evaluate``, ``%versions`` ... with the running IPython."""
+    from .magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Nothing to undo: magics stay registered until the kernel restarts."""
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    return [{"src": "labextension", "dest": "aimodel-kernel"}]

@@ -1,0 +1,67 @@
+"""HTML and plain-text tables, the two fallbacks every report shows."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from html import escape
+from typing import Any
+
+STYLE = """<style>
+.aimodel-report{font-family:var(--jp-ui-font-family,system-ui,sans-serif);font-size:13px}
+.aimodel-report h4{margin:.6em 0 .3em 0;font-size:14px}
+.aimodel-report table{border-collapse:collapse;margin:.2em 0 .8em 0}
+.aimodel-report th,.aimodel-report td{padding:2px 10px;border-bottom:1px solid #ddd;text-align:right}
+.aimodel-report th:first-child,.aimodel-report td:first-child{text-align:left}
+.aimodel-report .summary{margin:.3em 0;font-weight:600}
+.aimodel-report .note{color:#666}
+.aimodel-report .bad{color:#b00020}
+.aimodel-report .good{color:#1b7f3b}
+</style>"""
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """A number shown compactly: ints as is, floats to ``digits`` significant figures."""
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
+            return f"{value:.{digits - 1}e}"
+        return f"{value:.{digits}g}" if abs(value) >= 1 else f"{value:.{digits}f}"
+    return str(value)
+
+
+def html_table(
+    header: Sequence[str], rows: Sequence[Sequence[Any]], *, caption: str | None = None
+) -> str:
+    """An escaped HTML table; numbers are formatted with :func:`fmt`."""
+    head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{escape(fmt(v))}</td>" for v in row) + "</tr>" for row in rows
+    )
+    cap = f"<h4>{escape(caption)}</h4>" if caption else ""
+    return f"{cap}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def text_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A left/right aligned monospace table."""
+    cells = [[str(h) for h in header]] + [[fmt(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = []
+    for n, row in enumerate(cells):
+        parts = [
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))
+        ]
+        lines.append("  ".join(parts).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def wrap_html(*parts: str) -> str:
+    """Our style sheet and the parts inside one ``aimodel-report`` div."""
+    return STYLE + '<div class="aimodel-report">' + "".join(parts) + "</div>"

@@ -1,0 +1,95 @@
+"""How a training result reads in the cell: a summary line, metric tables and the loss curve."""
+
+from __future__ import annotations
+
+from html import escape
+
+from .plots import new_figure, to_png
+from .report import Report
+from .tables import fmt, html_table, text_table
+
+_CURVE_KEYS = ("loss", "val_loss")
+
+
+class TrainReport(Report):
+    """Renders :class:`~aimodel_kernel.engine.training.TrainResult`."""
+
+    kind = "train"
+
+    def summary(self) -> str:
+        r = self.result
+        task = r.task.task + (f", {r.task.n_classes} classes" if r.task.task == "multiclass" else "")
+        if r.status == "interrupted":
+            head = f"Interrupted {r.model_class} ({task}) after epoch {r.epochs_completed}"
+        elif r.framework == "torch":
+            head = f"Trained {r.model_class} ({task}) for {r.epochs_completed} epochs"
+            if r.stopped_early:
+                head += f", stopped early (best epoch {r.best_epoch})"
+        else:
+            head = f"Fitted {r.model_class} ({task})"
+        head += f" in {r.seconds:.1f} s"
+        shown = [(k, v) for k, v in r.metrics.items() if k in _HEADLINE]
+        if shown:
+            head += " — " + ", ".join(f"{k} {fmt(v)}" for k, v in shown)
+        where = f"registered {r.ref}" if r.ref else "not registered (add --name to version it)"
+        if r.status == "interrupted":
+            where = "no version registered"
+        return f"{head}; {where} (run {r.run_id[:8]})"
+
+    def _metric_rows(self) -> list[list]:
+        return [[k, v] for k, v in self.result.metrics.items()]
+
+    def text(self) -> str:
+        r = self.result
+        lines = [self.summary()]
+        if r.resume_hint:
+            lines.append(r.resume_hint)
+        lines += r.notes
+        lines += ["", text_table(["metric", "value"], self._metric_rows())]
+        return "\n".join(lines)
+
+    def html_body(self) -> str:
+        r = self.result
+        parts = [f'<div class="summary">{escape(self.summary())}</div>']
+        if r.resume_hint:
+            parts.append(f'<div class="note">{escape(r.resume_hint)}</div>')
+        parts += [f'<div class="note">{escape(n)}</div>' for n in r.notes]
+        parts.append(html_table(["metric", "value"], self._metric_rows()))
+        details = [
+            ["run", r.run_id], ["seed", r.seed],
+            ["data", f"{r.fingerprint['shape']} sha256 {r.fingerprint['sha256'][:12]}…"],
+        ]
+        if r.checkpoint:
+            details.append(["checkpoint", r.checkpoint])
+        details += [[name, digest[:16] + "…"] for name, digest in r.model_files.items()]
+        parts.append(
+            "<details><summary>details</summary>"
+            + html_table(["", ""], details) + "</details>"
+        )
+        return "".join(parts)
+
+    def figure_png(self) -> bytes | None:
+        history = self.result.history
+        if len(history) < 2:
+            return None
+        acc = [h["val_accuracy"] for h in history if "val_accuracy" in h]
+        fig, axes = new_figure(2 if acc else 1, size=(4.2, 2.8))
+        epochs = [h["epoch"] for h in history]
+        for key in _CURVE_KEYS:
+            values = [h.get(key) for h in history]
+            if all(v is not None for v in values):
+                axes[0].plot(epochs, values, marker=".", label=key)
+        axes[0].set_xlabel("epoch")
+        axes[0].set_title("loss")
+        axes[0].legend()
+        if acc:
+            axes[1].plot(epochs[-len(acc):], acc, marker=".", color="tab:green")
+            axes[1].set_xlabel("epoch")
+            axes[1].set_title("validation accuracy")
+        return to_png(fig)
+
+
+_HEADLINE = (
+    "loss", "val_loss", "val_accuracy", "val_mae", "train_accuracy", "val_accuracy",
+    "train_r2", "val_r2",
+)

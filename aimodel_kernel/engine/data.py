@@ -1,0 +1,359 @@
+"""Coerce numpy / pandas / scipy / torch / Dataset inputs, infer the task, fingerprint the data.
+
+Nothing here imports torch unless the caller already did: an object can only be a tensor or a
+``Dataset`` if ``torch`` is in ``sys.modules``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+
+TASKS = ("binary", "multiclass", "regression")
+_MAX_CLASSES = 100
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """The learning task and, for classification, the sorted class labels."""
+
+    task: str
+    classes: tuple = ()
+
+    @property
+    def is_classification(self) -> bool:
+        return self.task != "regression"
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"task": self.task, "classes": [_plain(c) for c in self.classes]}
+
+
+@dataclass
+class Data:
+    """Validated inputs: ``X`` as given (never copied), ``y`` as a 1-d numpy array or ``None``.
+
+    ``kind`` is one of ``array``, ``frame``, ``sparse``, ``tensor``, ``dataset``, ``loader``.
+    """
+
+    X: Any
+    y: np.ndarray | None
+    kind: str
+    n_samples: int
+    feature_names: list[str] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_torch_data(self) -> bool:
+        return self.kind in ("dataset", "loader")
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly Python scalar for a numpy scalar."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _torch():
+    return sys.modules.get("torch")
+
+
+def is_tensor(obj: Any) -> bool:
+    torch = _torch()
+    return torch is not None and isinstance(obj, torch.Tensor)
+
+
+def is_dataset(obj: Any) -> bool:
+    torch = _torch()
+    return torch is not None and isinstance(obj, torch.utils.data.Dataset)
+
+
+def is_loader(obj: Any) -> bool:
+    torch = _torch()
+    return torch is not None and isinstance(obj, torch.utils.data.DataLoader)
+
+
+def is_frame(obj: Any) -> bool:
+    pd = sys.modules.get("pandas")
+    return pd is not None and isinstance(obj, pd.DataFrame | pd.Series)
+
+
+def is_sparse(obj: Any) -> bool:
+    sp = sys.modules.get("scipy.sparse")
+    return sp is not None and sp.issparse(obj)
+
+
+def to_numpy(obj: Any) -> np.ndarray:
+    """A numpy view of an array-like (tensor, pandas object, list); no copy when avoidable."""
+    if is_tensor(obj):
+        return obj.detach().cpu().numpy()
+    if is_frame(obj):
+        return obj.to_numpy()
+    return np.asarray(obj)
+
+
+def _kind(X: Any) -> str:
+    if is_loader(X):
+        return "loader"
+    if is_dataset(X):
+        return "dataset"
+    if is_tensor(X):
+        return "tensor"
+    if is_frame(X):
+        return "frame"
+    if is_sparse(X):
+        return "sparse"
+    return "array"
+
+
+def _length(obj: Any, name: str) -> int:
+    if is_sparse(obj):
+        return obj.shape[0]
+    try:
+        return len(obj)
+    except TypeError:
+        raise InputError(
+            f"{name} has no length ({type(obj).__name__}); pass an array, DataFrame, tensor or a "
+            "map-style Dataset"
+        ) from None
+
+
+def dataset_targets(dataset: Any) -> np.ndarray:
+    """The targets of a map-style ``Dataset`` of ``(x, y)`` items, read once."""
+    targets = getattr(dataset, "targets", None)
+    if targets is not None and _length(targets, "targets") == len(dataset):
+        return to_numpy(targets).reshape(len(dataset), -1).squeeze(-1)
+    first = dataset[0]
+    if not isinstance(first, tuple | list) or len(first) != 2:
+        raise InputError(
+            f"{type(dataset).__name__} items must be (x, y) pairs to train with a target; "
+            f"the first item is a {type(first).__name__}"
+        )
+    return np.stack([to_numpy(dataset[i][1]) for i in range(len(dataset))])
+
+
+def check_data(
+    X: Any,
+    y: Any = None,
+    *,
+    numeric: bool = True,
+    allow_nan: bool = False,
+    require_y: bool = True,
+    x_name: str = "X",
+    y_name: str = "y",
+) -> Data:
+    """Validate ``X`` and ``y`` and wrap them in :class:`Data`.
+
+    Parameters
+    ----------
+    X : array-like, DataFrame, sparse matrix, tensor, Dataset or DataLoader
+        Features. For a Dataset or DataLoader the targets come from its ``(x, y)`` items.
+    y : array-like, optional
+        Targets, one per row of ``X``.
+    numeric : bool
+        Require every feature to be numeric (PyTorch models).
+    allow_nan : bool
+        Accept NaN in ``X`` (estimators that handle missing values). ``y`` never may.
+    require_y : bool
+        Raise when no target can be found.
+    x_name, y_name : str
+        Names used in error messages (the user's variable names).
+
+    Returns
+    -------
+    Data
+
+    Raises
+    ------
+    InputError
+        Mismatched lengths, NaN or infinite values, non-numeric columns, missing target.
+    """
+    kind = _kind(X)
+    if kind in ("dataset", "loader"):
+        dataset = X.dataset if kind == "loader" else X
+        if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+            raise InputError(
+                f"{x_name} is an iterable-style dataset; pass a map-style Dataset (with __len__ "
+                "and __getitem__) so it can be split, shuffled and fingerprinted"
+            )
+        if y is not None:
+            raise InputError(f"{x_name} is a {kind} that yields targets; do not also pass {y_name}")
+        targets = dataset_targets(dataset)
+        _check_target(targets, y_name)
+        return Data(X, targets, kind, len(dataset))
+
+    n = _length(X, x_name)
+    if n == 0:
+        raise InputError(f"{x_name} is empty")
+    names = [str(c) for c in X.columns] if kind == "frame" and X.ndim == 2 else None
+    _check_features(X, kind, numeric=numeric, allow_nan=allow_nan, name=x_name)
+    if y is None:
+        if require_y:
+            raise InputError(f"no target given; pass it after {x_name}: MODEL {x_name} y")
+        return Data(X, None, kind, n, names)
+    y_arr = to_numpy(y)
+    if y_arr.ndim == 2 and y_arr.shape[1] == 1:
+        y_arr = y_arr[:, 0]
+    if y_arr.ndim != 1:
+        raise InputError(f"{y_name} must be one value per row; it has shape {y_arr.shape}")
+    if len(y_arr) != n:
+        raise InputError(
+            f"{x_name} has {n} rows but {y_name} has {len(y_arr)}; pass one target per row"
+        )
+    _check_target(y_arr, y_name)
+    return Data(X, y_arr, kind, n, names)
+
+
+def _check_target(y: np.ndarray, name: str) -> None:
+    if y.dtype.kind in "fc":
+        bad = ~np.isfinite(y)
+        if bad.any():
+            raise InputError(
+                f"{name} has {int(bad.sum())} NaN or infinite values (first at row "
+                f"{int(np.flatnonzero(bad)[0])}); drop or fill those rows first"
+            )
+    elif y.dtype.kind == "O":
+        missing = [i for i, v in enumerate(y[:100_000]) if v is None or v != v]
+        if missing:
+            raise InputError(f"{name} has missing values (first at row {missing[0]}); drop them")
+
+
+def _check_features(X: Any, kind: str, *, numeric: bool, allow_nan: bool, name: str) -> None:
+    if kind == "frame":
+        frame = X.to_frame() if X.ndim == 1 else X
+        non_numeric = [
+            str(c) for c, t in frame.dtypes.items() if t.kind not in "biuf" and t != "boolean"
+        ]
+        if numeric and non_numeric:
+            shown = ", ".join(repr(c) for c in non_numeric[:5])
+            raise InputError(
+                f"{name} has non-numeric columns ({shown}); encode them (e.g. pd.get_dummies) "
+                "or use a scikit-learn pipeline with an encoder"
+            )
+        values = frame.drop(columns=non_numeric).to_numpy(dtype=float, na_value=np.nan)
+    elif kind == "sparse":
+        values = X.data
+    else:
+        values = to_numpy(X)
+        if values.dtype.kind not in "biufc":
+            if numeric:
+                raise InputError(
+                    f"{name} has dtype {values.dtype}, which a PyTorch model cannot take; "
+                    "convert it to numbers first"
+                )
+            return
+    if values.dtype.kind in "fc":
+        bad = np.isinf(values) if allow_nan else ~np.isfinite(values)
+        if bad.any():
+            what = "infinite" if allow_nan else "NaN or infinite"
+            raise InputError(
+                f"{name} has {int(bad.sum())} {what} values; impute or drop them (or use a "
+                "scikit-learn pipeline with SimpleImputer)"
+            )
+
+
+def infer_task(y: np.ndarray, task: str = "auto") -> TaskInfo:
+    """Infer ``binary``, ``multiclass`` or ``regression`` from the target, or check ``task``.
+
+    Integer-valued targets with at most 100 distinct values (and fewer than half as many values
+    as rows) are classes; other numbers are a regression target.
+
+    Raises
+    ------
+    InputError
+        A classification target with a single class, or an unknown ``task``.
+    """
+    if task not in ("auto", *TASKS):
+        raise InputError(f"--task must be one of auto, {', '.join(TASKS)}; got {task!r}")
+    if task == "regression":
+        if y.dtype.kind not in "biuf":
+            raise InputError(f"a regression target must be numeric; y has dtype {y.dtype}")
+        return TaskInfo("regression")
+    classes = np.unique(y)
+    if task == "auto":
+        integral = y.dtype.kind in "biuOUS" or (
+            y.dtype.kind == "f" and bool(np.all(np.mod(classes, 1) == 0))
+        )
+        few = len(classes) <= _MAX_CLASSES and len(classes) < max(0.5 * len(y), 3)
+        if y.dtype.kind in "fiu" and not (integral and few):
+            return TaskInfo("regression")
+    if len(classes) < 2:
+        raise InputError(
+            f"y has a single class ({_plain(classes[0])!r}); a classifier needs at least two"
+        )
+    inferred = "binary" if len(classes) == 2 else "multiclass"
+    if task == "binary" and inferred != "binary":
+        raise InputError(f"--task binary needs two classes; y has {len(classes)}")
+    return TaskInfo(inferred if task == "auto" else task, tuple(_plain(c) for c in classes))
+
+
+def _hash_array(h: Any, arr: np.ndarray) -> None:
+    arr = np.ascontiguousarray(arr)
+    h.update(f"{arr.dtype.str}{arr.shape}".encode())
+    if arr.dtype.kind == "O":
+        h.update(repr(arr.tolist()).encode())
+    else:
+        h.update(memoryview(arr).cast("B"))
+
+
+def fingerprint(data: Data) -> dict[str, Any]:
+    """Shape, dtypes and a SHA-256 of the training data, to recognise the same data later.
+
+    Returns
+    -------
+    dict
+        ``{"kind", "n_samples", "shape", "dtypes", "columns", "sha256"}``.
+    """
+    h = hashlib.sha256()
+    X = data.X
+    if data.kind == "frame":
+        frame = X.to_frame() if X.ndim == 1 else X
+        dtypes = {str(c): str(t) for c, t in frame.dtypes.items()}
+        h.update(repr(list(dtypes.items())).encode())
+        for column in frame.columns:
+            _hash_array(h, frame[column].to_numpy())
+        shape = list(frame.shape)
+    elif data.kind == "sparse":
+        csr = X.tocsr()
+        for part in (csr.data, csr.indices, csr.indptr):
+            _hash_array(h, part)
+        shape, dtypes = list(csr.shape), {"X": str(csr.dtype)}
+    elif data.kind in ("dataset", "loader"):
+        dataset = X.dataset if data.kind == "loader" else X
+        first = to_numpy(dataset[0][0])
+        for i in range(len(dataset)):
+            _hash_array(h, to_numpy(dataset[i][0]))
+        shape, dtypes = [len(dataset), *first.shape], {"X": str(first.dtype)}
+    else:
+        arr = to_numpy(X)
+        _hash_array(h, arr)
+        shape, dtypes = list(arr.shape), {"X": str(arr.dtype)}
+    if data.y is not None:
+        _hash_array(h, data.y)
+        dtypes["y"] = str(data.y.dtype)
+    return {
+        "kind": data.kind,
+        "n_samples": data.n_samples,
+        "shape": shape,
+        "dtypes": dtypes,
+        "columns": data.feature_names,
+        "sha256": h.hexdigest(),
+    }
+
+
+def take_rows(X: Any, index: np.ndarray) -> Any:
+    """Rows ``index`` of ``X`` in its own type (array, frame, sparse matrix or tensor)."""
+    if is_frame(X):
+        return X.iloc[index]
+    if is_tensor(X):
+        torch = _torch()
+        return X[torch.as_tensor(index, dtype=torch.long, device=X.device)]
+    return X[index]

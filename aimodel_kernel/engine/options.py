@@ -1,0 +1,117 @@
+"""Training options: one keyword-only dataclass, validated before any work starts."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from .errors import InputError
+
+OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop")
+LOSSES = ("auto", "cross_entropy", "bce", "mse", "l1", "huber")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+MONITORS = ("val_loss", "val_accuracy", "val_metric", "loss")
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    """How to train. Every field has a default; all are recorded with the run.
+
+    Parameters
+    ----------
+    task : {"auto", "binary", "multiclass", "regression"}
+        Inferred from the target by default.
+    epochs, batch_size, lr, weight_decay, optimizer, loss, momentum
+        PyTorch loop settings (AdamW and cross-entropy / MSE by default).
+    seed : int, optional
+        Seeds the split, shuffling and torch; one is drawn and recorded when not given.
+    device : {"auto", "cpu", "cuda", "mps"}
+    class_weight : {None, "balanced"}
+        Weight the loss (PyTorch) or set ``class_weight`` (scikit-learn) for imbalanced classes.
+    val : float
+        Fraction of the training rows held out for validation (0 for none).
+    early_stop : int, optional
+        Stop after this many epochs without improvement of ``monitor``; the best weights are
+        restored.
+    monitor : {"val_loss", "val_accuracy", "val_metric", "loss"}
+    deterministic : bool
+        ``torch.use_deterministic_algorithms`` and seeded everything; same inputs, same weights.
+    checkpoint : bool
+        Write a checkpoint after every epoch (needed for ``resume``).
+    export : bool
+        Save a ``torch.export`` program beside the weights so the version loads without the class.
+    resume : str, optional
+        Run id (or ``"last"``) whose checkpoint to continue from.
+    name : str, optional
+        Register the trained model as a new version of this registered model.
+    """
+
+    task: str = "auto"
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    optimizer: str = "adamw"
+    momentum: float = 0.9
+    loss: str = "auto"
+    seed: int | None = None
+    device: str = "auto"
+    class_weight: str | None = None
+    val: float = 0.0
+    early_stop: int | None = None
+    monitor: str = "val_loss"
+    deterministic: bool = False
+    checkpoint: bool = True
+    export: bool = True
+    resume: str | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`InputError` naming the first option out of range."""
+        _positive_int("epochs", self.epochs)
+        _positive_int("batch-size", self.batch_size)
+        if not self.lr > 0:
+            raise InputError(f"--lr must be > 0; got {self.lr}")
+        if self.weight_decay < 0:
+            raise InputError(f"--weight-decay must be >= 0; got {self.weight_decay}")
+        if not 0 <= self.val < 1:
+            raise InputError(f"--val must be a fraction in [0, 1); got {self.val}")
+        if self.early_stop is not None:
+            _positive_int("early-stop", self.early_stop)
+            if self.val == 0 and self.monitor.startswith("val"):
+                raise InputError(
+                    "--early-stop watches a validation metric: add --val 0.2 (or --monitor loss)"
+                )
+        if self.seed is not None and not 0 <= self.seed < 2**32:
+            raise InputError(f"--seed must be in [0, 2**32); got {self.seed}")
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("loss", self.loss, LOSSES)
+        _choice("device", self.device, DEVICES)
+        _choice("monitor", self.monitor, MONITORS)
+        _choice("task", self.task, ("auto", "binary", "multiclass", "regression"))
+        if self.class_weight not in (None, "balanced"):
+            raise InputError(f"--class-weight must be 'balanced'; got {self.class_weight!r}")
+        if self.name is not None:
+            from .tracking import check_model_name
+
+            check_model_name(self.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+
+def _positive_int(flag: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InputError(f"--{flag} must be a positive integer; got {value!r}")
+
+
+def _choice(flag: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise InputError(f"--{flag} must be one of {', '.join(allowed)}; got {value!r}")

@@ -1,0 +1,110 @@
+"""What a training run records besides metrics: parameters, tags, environment, data fingerprint."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from importlib import metadata
+from typing import Any
+
+from .data import TaskInfo
+from .options import TrainConfig
+from .tracking import TAG
+
+PACKAGES = (
+    "aimodel-kernel", "numpy", "scipy", "pandas", "scikit-learn", "torch", "mlflow",
+    "skops", "safetensors", "ipython",
+)
+
+
+def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Installed versions of the packages a model depends on (absent ones omitted)."""
+    versions = {"python": platform.python_version()}
+    for name in (*PACKAGES, *extra):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def environment() -> dict[str, Any]:
+    """Package versions plus platform facts (and torch threads / CUDA when torch is loaded)."""
+    env: dict[str, Any] = {
+        "packages": package_versions(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+    }
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        env["torch_threads"] = torch.get_num_threads()
+        env["cuda"] = torch.version.cuda if torch.cuda.is_available() else None
+    return env
+
+
+def model_params(model: Any, framework: str) -> dict[str, str]:
+    """``model.*`` parameters: scikit-learn's ``get_params(deep=True)`` or a module's size."""
+    if framework == "sklearn":
+        params = model.get_params(deep=True) if hasattr(model, "get_params") else {}
+        return {f"model.{k}": _param_text(v) for k, v in sorted(params.items())}
+    n_params = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {
+        "model.class": type(model).__qualname__,
+        "model.parameters": str(n_params),
+        "model.trainable_parameters": str(trainable),
+    }
+
+
+def _param_text(value: Any) -> str:
+    if hasattr(value, "get_params"):
+        return type(value).__name__
+    if isinstance(value, str | int | float | bool | type(None)):
+        return json.dumps(value)
+    return repr(value)
+
+
+def train_params(config: TrainConfig, framework: str, seed: int) -> dict[str, str]:
+    """``train.*`` parameters, defaults included; torch-only options omitted for scikit-learn."""
+    torch_only = {
+        "epochs", "batch_size", "lr", "weight_decay", "optimizer", "momentum", "loss", "device",
+        "early_stop", "monitor", "checkpoint", "export",
+    }
+    out = {}
+    for key, value in config.to_dict().items():
+        if framework == "sklearn" and key in torch_only:
+            continue
+        if key == "seed":
+            value = seed
+        out[f"train.{key}"] = json.dumps(value)
+    return out
+
+
+def run_tags(
+    *,
+    model: Any,
+    framework: str,
+    task: TaskInfo,
+    fingerprint: dict[str, Any],
+    seed: int,
+    config: TrainConfig,
+    source: dict[str, str] | None,
+) -> dict[str, str]:
+    """Searchable facts of a run, under the ``aimodel.`` tag prefix."""
+    cls = type(model)
+    tags = {
+        f"{TAG}framework": framework,
+        f"{TAG}model_class": f"{cls.__module__}.{cls.__qualname__}",
+        f"{TAG}task": task.task,
+        f"{TAG}classes": json.dumps(list(task.classes)),
+        f"{TAG}data.sha256": fingerprint["sha256"],
+        f"{TAG}data.shape": json.dumps(fingerprint["shape"]),
+        f"{TAG}seed": str(seed),
+        f"{TAG}deterministic": str(config.deterministic).lower(),
+    }
+    if config.name:
+        tags[f"{TAG}name"] = config.name
+    if source and source.get("line"):
+        tags[f"{TAG}magic"] = source["line"]
+    return tags

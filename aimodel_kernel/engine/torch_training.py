@@ -1,0 +1,253 @@
+"""Preparing and running single-process PyTorch training: devices, seeds, resume, restore."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import checkpoints
+from .data import Data, TaskInfo
+from .errors import InputError
+from .events import EventCallback, StopFlag
+from .options import TrainConfig
+from .torch_loop import (
+    LossAdapter,
+    as_input_tensor,
+    make_batches,
+    make_optimizer,
+    resolve_device,
+    run_loop,
+)
+from .tracking import TAG, Store
+
+
+@dataclass
+class TorchPlan:
+    """Everything :func:`run` needs, decided and checked before the run is opened."""
+
+    device: Any
+    loss: LossAdapter
+    train: Any
+    val: Any | None
+    generator_seed: int
+    checkpoint_root: Path
+    feature_names: list[str] | None
+    input_spec: dict[str, Any]
+    example_input: Any
+    epochs: int
+    batches_per_epoch: int
+    start_epoch: int = 0
+    resume_run_id: str | None = None
+    resume_state: checkpoints.TrainState | None = None
+
+    def resume_hint(self, run_id: str, outcome: Any) -> str:
+        done = outcome.checkpoint_epoch
+        where = f"epoch {done + 1}" if done is not None else "the start"
+        return (f"stopped after epoch {outcome.epochs_completed}; to continue from {where} run "
+                f"the same line with --resume {run_id}")
+
+
+@dataclass
+class TorchOutcome:
+    status: str
+    history: list[dict[str, float]]
+    metrics: dict[str, float]
+    epochs_completed: int
+    best_epoch: int | None
+    stopped_early: bool
+    checkpoint: str | None
+    checkpoint_epoch: int | None
+    notes: list[str] = field(default_factory=list)
+
+
+def _first_rows(data: Data, n: int = 2):
+    """A small input batch for checking the model and for ``torch.export``."""
+    import torch
+
+    if data.is_torch_data:
+        dataset = data.X.dataset if data.kind == "loader" else data.X
+        return torch.stack([torch.as_tensor(dataset[i][0]) for i in range(min(n, len(dataset)))])
+    from .data import take_rows
+
+    return as_input_tensor(take_rows(data.X, np.arange(min(n, data.n_samples))))
+
+
+def _output_dim(model: Any, example: Any, device: Any, x_name: str = "X") -> int:
+    import torch
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            out = model(example.to(device))
+    except (RuntimeError, TypeError, ValueError, IndexError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(
+            f"{type(model).__name__} cannot take {x_name} of shape "
+            f"{tuple(example.shape[1:])} per row: {first}"
+        ) from None
+    finally:
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor):
+        raise InputError(
+            f"{type(model).__name__}.forward returned a {type(out).__name__}; it must return a "
+            "tensor of outputs (e.g. logits) for training"
+        )
+    if out.shape[0] != example.shape[0]:
+        raise InputError(
+            f"{type(model).__name__} returned {out.shape[0]} rows for {example.shape[0]} inputs"
+        )
+    return 1 if out.ndim == 1 else int(np.prod(out.shape[1:]))
+
+
+def prepare(model: Any, data: Data, val: Data | None, task: TaskInfo, config: TrainConfig,
+            seed: int, train_idx, val_idx, store: Store, resume_run: Any) -> TorchPlan:
+    """Check the model against the data and options; find the checkpoint to resume."""
+    import torch
+
+    device = resolve_device(config.device)
+    if data.kind == "loader" and (config.val or train_idx is not None):
+        raise InputError("--val cannot split a DataLoader; pass --val-data with a second loader")
+    example = _first_rows(data)
+    out_dim = _output_dim(model, example, device)
+    loss = LossAdapter(task, config, out_dim, data.y, device)
+    if val is not None:
+        _output_dim(model, _first_rows(val), device, "the validation X")
+    make_optimizer(model, config)  # raises for a model with nothing to train
+    train = make_batches(data, train_idx, loss.targets, config, device)
+    val_batches = None
+    if val is not None:
+        val_batches = make_batches(val, None, loss.targets, config, device)
+    elif val_idx is not None:
+        val_batches = make_batches(data, val_idx, loss.targets, config, device)
+    plan = TorchPlan(
+        device=device, loss=loss, train=train, val=val_batches, generator_seed=seed,
+        checkpoint_root=store.home / "checkpoints", feature_names=data.feature_names,
+        input_spec={"shape": [None, *example.shape[1:]], "dtype": str(example.dtype)},
+        example_input=example.cpu(), epochs=config.epochs, batches_per_epoch=len(train),
+    )
+    if resume_run is not None:
+        _prepare_resume(plan, model, config, resume_run)
+    return plan
+
+
+def find_resume_run(model: Any, config: TrainConfig, fp: dict, store: Store) -> Any:
+    """The interrupted run ``config.resume`` names (``"last"``: the newest on this data)."""
+    cls = f"{type(model).__module__}.{type(model).__qualname__}"
+    if config.resume == "last":
+        runs = store.search_runs(
+            f"tags.`{TAG}data.sha256` = '{fp['sha256']}' and tags.`{TAG}model_class` = '{cls}' "
+            "and attributes.status = 'KILLED'", max_results=1)
+        if not runs:
+            raise InputError(
+                f"no interrupted {type(model).__name__} run on this data to resume; "
+                "give the run id: --resume RUN_ID"
+            )
+        run = runs[0]
+    else:
+        run = store.run(config.resume)
+        if run.data.tags.get(f"{TAG}data.sha256") != fp["sha256"]:
+            raise InputError(
+                f"run {config.resume} was trained on different data (its fingerprint does not "
+                "match); resume with the same X and y"
+            )
+        if run.data.tags.get(f"{TAG}model_class") != cls:
+            raise InputError(f"run {config.resume} trained a "
+                             f"{run.data.tags.get(f'{TAG}model_class')}, not a {cls}")
+    if run.info.status == "FINISHED":
+        raise InputError(f"run {run.info.run_id} finished; there is nothing to resume")
+    return run
+
+
+def _prepare_resume(plan: TorchPlan, model: Any, config: TrainConfig, run: Any) -> None:
+    state = checkpoints.read(plan.checkpoint_root / run.info.run_id)
+    ours = model.state_dict()
+    mismatch = [k for k in ours if k not in state.model or state.model[k].shape != ours[k].shape]
+    if mismatch or set(state.model) - set(ours):
+        raise InputError(f"the checkpoint of run {run.info.run_id} does not fit this model "
+                         f"(first differing weight: {(mismatch or sorted(state.model))[0]})")
+    recorded_epochs = json.loads(run.data.params.get("train.epochs", "0"))
+    if config.epochs != recorded_epochs:
+        raise InputError(f"run {run.info.run_id} was started with --epochs {recorded_epochs}; "
+                         "resume it with the same value")
+    plan.resume_run_id = run.info.run_id
+    plan.resume_state = state
+    plan.start_epoch = state.epoch + 1
+
+
+@contextlib.contextmanager
+def _determinism(enabled: bool):
+    import torch
+
+    before = torch.are_deterministic_algorithms_enabled()
+    cudnn = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    if enabled:
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
+
+
+def run(model: Any, plan: TorchPlan, config: TrainConfig, *, on_event: EventCallback,
+        stop: StopFlag, run_id: str) -> TorchOutcome:
+    """Train on the plan's device inside a forked RNG; the model returns to its own device."""
+    import torch
+
+    from .events import stop_on_sigint
+
+    first_param = next(model.parameters())
+    home_device = first_param.device
+    was_training = model.training
+    writer = None
+    if config.checkpoint:
+        writer = checkpoints.CheckpointWriter(plan.checkpoint_root / run_id)
+    devices = [plan.device.index or 0] if plan.device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices), _determinism(config.deterministic), \
+                stop_on_sigint(stop):
+            torch.manual_seed(plan.generator_seed)
+            model.to(plan.device)
+            optimizer = make_optimizer(model, config)
+            generator = torch.Generator().manual_seed(plan.generator_seed)
+            meta = None
+            if plan.resume_state is not None:
+                state = plan.resume_state
+                model.load_state_dict(state.model)
+                optimizer.load_state_dict(state.optimizer)
+                torch.set_rng_state(state.rng["torch"])
+                generator.set_state(state.rng["shuffle"])
+                meta = state.meta
+            outcome = run_loop(
+                model, plan.train, plan.val, plan.loss, optimizer, config,
+                generator=generator, on_event=on_event, stop=stop, writer=writer,
+                start_epoch=plan.start_epoch, resume_meta=meta,
+            )
+    finally:
+        if writer is not None:
+            writer.close()
+        model.to(home_device)
+        model.train(was_training)
+    last = outcome.history[-1] if outcome.history else {}
+    metrics = {k: v for k, v in last.items() if k != "epoch"}
+    if outcome.best_epoch is not None:
+        best = outcome.history[outcome.best_epoch - 1]
+        metrics.update({f"best_{k}": v for k, v in best.items() if k.startswith("val_")})
+    metrics["train_seconds"] = outcome.loop_seconds
+    checkpoint_dir = plan.checkpoint_root / run_id if writer is not None else None
+    written = writer.written_epoch if writer is not None else None
+    if written is None and plan.resume_state is not None:
+        written = plan.resume_state.epoch
+    return TorchOutcome(
+        status=outcome.status, history=outcome.history, metrics=metrics,
+        epochs_completed=outcome.epochs_completed, best_epoch=outcome.best_epoch,
+        stopped_early=outcome.stopped_early,
+        checkpoint=str(checkpoint_dir) if checkpoint_dir else None, checkpoint_epoch=written,
+    )

@@ -1,0 +1,234 @@
+"""``%train``, ``%evaluate`` and ``%versions``: parse, resolve, call the engine, return a report."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Float, Unicode
+
+from .resolve import cell_source, resolve, usage_errors
+
+TORCH_ONLY = (
+    "epochs", "batch_size", "lr", "weight_decay", "optimizer", "momentum", "loss", "device",
+    "early_stop", "monitor", "resume",
+)
+
+
+def _parse(func: Any, line: str) -> Any:
+    try:
+        return parse_argstring(func, line)
+    except UsageError as exc:
+        raise UsageError(f"{exc}; see %{func.__name__}? for the flags") from None
+
+
+@magics_class
+class AimodelMagics(Magics):
+    """The aimodel-kernel magics. Configure with ``%config AimodelMagics.home = 'path'``."""
+
+    home = Unicode("", help="Store folder (default: .aimodel/ in the working directory)").tag(
+        config=True)
+    tracking_uri = Unicode("", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or "
+                                    "the SQLite file in the store folder)").tag(config=True)
+    progress_interval = Float(0.2, help="Seconds between live progress updates").tag(config=True)
+
+    def _settings(self):
+        from ..config import Settings
+
+        return Settings(home=self.home or None, tracking_uri=self.tracking_uri or None,
+                        progress_interval=self.progress_interval)
+
+    # -- %train ------------------------------------------------------------------------------
+    @magic_arguments()
+    @argument("model", help="the model: a scikit-learn estimator or a torch.nn.Module")
+    @argument("X", help="training features (array, DataFrame, tensor, Dataset or DataLoader)")
+    @argument("y", nargs="?", help="training targets (omit for a Dataset/DataLoader)")
+    @argument("--name", help="register the trained model as a new version of NAME")
+    @argument("--task", choices=["auto", "binary", "multiclass", "regression"],
+              help="the task (default: inferred from y)")
+    @argument("--epochs", type=int, help="PyTorch: passes over the data (default 10)")
+    @argument("--batch-size", type=int, help="PyTorch: rows per step (default 64)")
+    @argument("--lr", type=float, help="PyTorch: learning rate (default 1e-3)")
+    @argument("--weight-decay", type=float, help="PyTorch: weight decay (default 0.01)")
+    @argument("--optimizer", choices=["adamw", "adam", "sgd", "rmsprop"],
+              help="PyTorch: optimizer (default adamw)")
+    @argument("--momentum", type=float, help="PyTorch: SGD momentum (default 0.9)")
+    @argument("--loss", choices=["auto", "cross_entropy", "bce", "mse", "l1", "huber"],
+              help="PyTorch: loss (default: cross-entropy for classes, MSE for regression)")
+    @argument("--seed", type=int, help="seed for the split, shuffling and initial state")
+    @argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="PyTorch: device")
+    @argument("--class-weight", choices=["balanced"], help="weight classes by inverse frequency")
+    @argument("--val", type=float, help="fraction of rows held out for validation")
+    @argument("--val-data", nargs="+", metavar="NAME",
+              help="explicit validation data: X_val y_val (or one Dataset/DataLoader)")
+    @argument("--early-stop", type=int, metavar="PATIENCE",
+              help="PyTorch: stop after PATIENCE epochs without improvement")
+    @argument("--monitor", choices=["val_loss", "val_accuracy", "val_metric", "loss"],
+              help="PyTorch: what --early-stop watches (default val_loss)")
+    @argument("--deterministic", action="store_true",
+              help="deterministic algorithms and seeding: same inputs give the same weights")
+    @argument("--resume", nargs="?", const="last", metavar="RUN_ID",
+              help="PyTorch: continue an interrupted run from its checkpoint")
+    @argument("--no-checkpoint", action="store_true", help="PyTorch: no per-epoch checkpoints")
+    @argument("--no-export", action="store_true",
+              help="PyTorch: save weights only, no torch.export program")
+    @argument("--quiet", action="store_true", help="no live progress")
+    @line_magic
+    @usage_errors
+    def train(self, line: str) -> Any:
+        """Train MODEL on X, y in place and record it as an MLflow run (and a model version).
+
+        The model object in the notebook ends up trained (a fitted estimator, or a module holding
+        the trained weights). Progress shows live in the cell; Ctrl-C / the stop button ends
+        PyTorch training after the current batch with the weights of the last completed epoch,
+        and ``--resume`` continues it from its checkpoint.
+
+        Examples
+        --------
+        ::
+
+            %train clf X_train y_train --name cancer-rf
+            %train net X_train y_train --epochs 20 --lr 1e-3 --batch-size 64 --val 0.2 \\
+                --early-stop 3 --name digits-mlp
+            %train net train_ds --epochs 5                      # a Dataset of (x, y) pairs
+            %train net X y --epochs 20 --resume                # continue the last interrupted run
+            r = %train clf X y                                 # r.metrics, r.run_id, r.version
+        """
+        from ..engine.options import TrainConfig
+        from ..engine.serialize import framework_of
+        from ..engine.training import train
+
+        args = _parse(self.train, line)
+        model = resolve(self.shell, args.model, "model")
+        X = resolve(self.shell, args.X, "X")
+        y = resolve(self.shell, args.y, "y") if args.y else None
+        framework = framework_of(model)
+        given = {k: v for k, v in vars(args).items() if v is not None}
+        if framework == "sklearn":
+            wrong = [k for k in TORCH_ONLY if k in given]
+            if wrong:
+                flag = "--" + wrong[0].replace("_", "-")
+                raise UsageError(f"{flag} applies to PyTorch models; {type(model).__name__} is a "
+                                 "scikit-learn estimator (set its parameters instead)")
+        options = {k: v for k, v in given.items() if k in TrainConfig.field_names()}
+        if args.no_checkpoint:
+            options["checkpoint"] = False
+        if args.no_export:
+            options["export"] = False
+        config = TrainConfig(**options)
+        val_data = self._val_data(args.val_data)
+        settings = self._settings()
+        progress = None
+        on_event = _ignore
+        if not args.quiet and framework == "torch":
+            from ..widgets.progress import TrainingProgress
+
+            progress = TrainingProgress(interval=settings.progress_interval,
+                                        title=args.name or args.model)
+            on_event = progress
+        source = {"line": f"%train {line}".strip(), "cell": cell_source(self.shell, line)}
+        try:
+            result = train(model, X, y, config, val_data=val_data, on_event=on_event,
+                           source=source, settings=settings, names=(args.X, args.y or "y"))
+        except BaseException as exc:
+            if progress is not None and progress.updates:
+                from ..engine.events import TrainingEnd
+
+                progress(TrainingEnd("failed", progress.epoch, str(exc)))
+            raise
+        if result.status == "interrupted" and framework == "torch":
+            clean = re.sub(r"\s--resume(\s+(?!-)\S+)?", "", line).strip()
+            result.resume_hint = (
+                f"{args.model} holds the weights of epoch {result.epochs_completed}. "
+                f"Continue with: %train {clean} --resume {result.run_id}"
+            )
+        from ..display.train_report import TrainReport
+
+        return TrainReport(result)
+
+    def _val_data(self, names: list[str] | None) -> tuple[Any, Any] | None:
+        if not names:
+            return None
+        if len(names) > 2:
+            raise UsageError("--val-data takes X_val y_val (or one Dataset)")
+        values = [resolve(self.shell, n, "validation data") for n in names]
+        return (values[0], values[1] if len(values) == 2 else None)
+
+    # -- %evaluate ---------------------------------------------------------------------------
+    @magic_arguments()
+    @argument("model", help="a trained model from the namespace")
+    @argument("X", help="features to evaluate on")
+    @argument("y", nargs="?", help="true targets (omit for a Dataset/DataLoader)")
+    @argument("--task", choices=["auto", "binary", "multiclass", "regression"],
+              help="the task (default: from the model's training run, else inferred from y)")
+    @argument("--cv", type=int, metavar="K",
+              help="scikit-learn: K-fold cross-validation of a fresh clone (stratified for "
+                   "classes)")
+    @argument("--ci", action="store_true", help="bootstrap 95%% intervals of the metrics")
+    @argument("--n-boot", type=int, default=200, help="bootstrap resamples for --ci (200)")
+    @argument("--seed", type=int, default=0, help="seed for --cv folds and --ci resamples")
+    @argument("--no-log", action="store_true", help="do not log to the model's MLflow run")
+    @line_magic
+    @usage_errors
+    def evaluate(self, line: str) -> Any:
+        """Evaluate MODEL on X, y: metrics, confusion matrix, curves; logged to its run.
+
+        Classification: accuracy, balanced accuracy, precision / recall / F1 (per class, macro,
+        weighted), ROC AUC, log loss, confusion matrix, ROC, precision-recall and calibration
+        curves. Regression: MAE, RMSE, R², residual and predicted-vs-true plots. When MODEL came
+        from ``%train``, the metrics (``eval.*``) and plots are logged to its run.
+
+        Examples
+        --------
+        ::
+
+            %evaluate clf X_test y_test
+            r = %evaluate net X_test y_test          # r.metrics["accuracy"], r.to_dict()
+            %evaluate clf X y --cv 5                 # cross-validated
+            %evaluate clf X_test y_test --ci         # bootstrap confidence intervals
+        """
+        from ..display.evaluation_report import EvaluationReport
+        from ..engine.evaluation import evaluate, log_evaluation_artifact
+
+        args = _parse(self.evaluate, line)
+        model = resolve(self.shell, args.model, "model")
+        X = resolve(self.shell, args.X, "X")
+        y = resolve(self.shell, args.y, "y") if args.y else None
+        result = evaluate(model, X, y, task=args.task or "auto", cv=args.cv, ci=args.ci,
+                          n_boot=args.n_boot, seed=args.seed, log=not args.no_log,
+                          settings=self._settings())
+        report = EvaluationReport(result)
+        if result.logged:
+            png = report.png()
+            if png:
+                log_evaluation_artifact(result, "evaluation/plots.png", png)
+        return report
+
+    # -- %versions ---------------------------------------------------------------------------
+    @magic_arguments()
+    @argument("name", nargs="?", help="registered model name (all models when omitted)")
+    @line_magic
+    @usage_errors
+    def versions(self, line: str) -> Any:
+        """List the versions of a registered model (or of every model) in the store.
+
+        Examples
+        --------
+        ::
+
+            %versions digits-mlp
+            %versions                                # every registered model
+            v = %versions cancer-rf                  # v.versions[-1].metrics
+        """
+        from ..display.versions_report import VersionsReport
+        from ..engine.versions import list_versions
+
+        args = _parse(self.versions, line)
+        return VersionsReport(list_versions(args.name, settings=self._settings()))
+
+
+def _ignore(event: Any) -> None:
+    pass

@@ -1,0 +1,56 @@
+"""Turning magic arguments into objects: namespace lookups, short expressions, engine errors."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from IPython.core.error import UsageError
+
+from ..engine.errors import AimodelError
+
+
+def resolve(shell: Any, expr: str, role: str) -> Any:
+    """The value of ``expr`` (a name or a short expression such as ``X[:100]``) in the user
+    namespace; a ``UsageError`` naming ``role`` when it cannot be evaluated."""
+    ns = shell.user_ns
+    if expr.isidentifier():
+        if expr not in ns:
+            raise UsageError(f"{role} {expr!r} is not defined in the notebook; run the cell that "
+                             "creates it first")
+        return ns[expr]
+    try:
+        return eval(expr, ns)  # the user's own expression, in the user's own namespace
+    except NameError as exc:
+        raise UsageError(f"{role} {expr!r}: {exc}; run the cell that defines it first") from None
+    except SyntaxError:
+        raise UsageError(f"{role} {expr!r} is not a valid Python expression; quote expressions "
+                         'that contain spaces, e.g. "X[:, :5]"') from None
+    except Exception as exc:
+        raise UsageError(f"{role} {expr!r} failed: {type(exc).__name__}: {exc}") from None
+
+
+def cell_source(shell: Any, line: str) -> str:
+    """The source of the running cell when history has it, else the magic line itself."""
+    try:
+        current = shell.history_manager.input_hist_raw[-1]
+    except (AttributeError, IndexError):
+        return line
+    return current if line.strip() and line.strip() in current else line
+
+
+def usage_errors(method: Callable) -> Callable:
+    """Translate the engine's user-facing errors into one-line ``UsageError``s.
+
+    Other exceptions are bugs and keep their traceback.
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except AimodelError as exc:
+            raise UsageError(str(exc)) from None
+
+    return wrapper
