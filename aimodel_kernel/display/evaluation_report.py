@@ -85,7 +85,8 @@ class EvaluationReport(Report):
     def per_class_rows(self) -> tuple[list[str], list[list[Any]]]:
         per_class = self.result.per_class
         with_auc = any("roc_auc" in v for v in per_class.values())
-        header = ["class", "precision", "recall", "F1", "support"] + (["ROC AUC"] if with_auc else [])
+        header = ["class", "precision", "recall", "F1", "support"]
+        header += ["ROC AUC"] if with_auc else []
         rows = [
             [label, v["precision"], v["recall"], v["f1"], v["support"]]
             + ([v.get("roc_auc")] if with_auc else [])
@@ -110,7 +111,7 @@ class EvaluationReport(Report):
         if r.confusion is not None:
             if len(r.labels) <= MAX_TABLE_CLASSES:
                 header = ["true \\ predicted", *[str(c) for c in r.labels]]
-                rows = [[str(c), *row] for c, row in zip(r.labels, r.confusion)]
+                rows = [[str(c), *row] for c, row in zip(r.labels, r.confusion, strict=True)]
                 parts.append(html_table(header, rows, caption="Confusion matrix"))
             else:
                 parts.append(
@@ -137,7 +138,7 @@ class EvaluationReport(Report):
             _confusion(axes[0], np.asarray(r.confusion), [str(c) for c in r.labels])
             axes = axes[1:]
         draw = {"roc": _roc, "pr": _pr, "calibration": _calibration}
-        for ax, panel in zip(axes, panels):
+        for ax, panel in zip(axes, panels, strict=True):
             draw[panel](ax, curves[panel])
         return to_png(fig)
 

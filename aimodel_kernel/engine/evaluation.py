@@ -1,7 +1,6 @@
 """Metrics and curves (scikit-learn's own functions), cross-validation and bootstrap intervals.
 
-Only a model that ``%train`` produced is logged, onto its run; otherwise no store is opened (and
-mlflow is never imported).
+Only a model ``%train`` produced is logged (onto its run); otherwise mlflow is never imported.
 """
 
 from __future__ import annotations
@@ -14,16 +13,14 @@ from typing import Any
 import numpy as np
 
 from . import links
-from .data import TaskInfo, check_data
+from .data import TaskInfo
 from .errors import InputError
-from .prediction import Predictions, check_fitted, check_labels, is_torch_model, predict
-from .prediction import resolve_task as _resolve_task
+from .prediction import Predictions, check_labels, is_torch_model, predict, prepare
 
 MAX_CURVE_POINTS = 500
 MAX_PLOT_POINTS = 2000
-_CLASS_METRICS = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
-                  "f1_weighted")
-CLASSIFICATION_SCORERS = {m: m for m in _CLASS_METRICS}
+CLASSIFICATION_SCORERS = {m: m for m in ("accuracy", "balanced_accuracy", "precision_macro",
+                                          "recall_macro", "f1_macro", "f1_weighted")}
 REGRESSION_SCORERS = {"mae": "neg_mean_absolute_error", "rmse": "neg_root_mean_squared_error",
                       "r2": "r2"}
 
@@ -58,11 +55,8 @@ def _jsonable(obj: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple | np.ndarray):
         return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+    obj = obj.item() if isinstance(obj, np.generic) else obj
+    return None if isinstance(obj, float) and not math.isfinite(obj) else obj
 
 
 def _thin(*arrays: np.ndarray, limit: int = MAX_CURVE_POINTS) -> list[list[float]]:
@@ -94,8 +88,7 @@ def _roc(y_true, scores, task, *, keep_curves):
         if keep_curves:
             fpr_l, tpr_l = _thin(fpr, tpr)
             curves.append({"label": str(label), "fpr": fpr_l, "tpr": tpr_l, "auc": aucs[label]})
-    macro = float(np.average(list(aucs.values()))) if aucs else math.nan
-    return macro, aucs, curves
+    return (float(np.average(list(aucs.values()))) if aucs else math.nan), aucs, curves
 
 
 def _classification(y_true, y_pred, y_score, task, kind, *, full: bool):
@@ -149,20 +142,13 @@ def _classification_curves(y_true, y_score, task, kind) -> dict[str, Any]:
         pr.append({"label": str(label), "precision": precision_l, "recall": recall_l})
     curves: dict[str, Any] = {"pr": pr}
     if task.task == "binary" and kind == "proba":
-        prob_true, prob_pred = calibration_curve(
-            y_true, y_score[:, 1], n_bins=10, pos_label=task.classes[1]
-        )
-        curves["calibration"] = {"prob_pred": _thin(prob_pred)[0], "prob_true": _thin(prob_true)[0]}
+        true, pred = calibration_curve(y_true, y_score[:, 1], n_bins=10, pos_label=task.classes[1])
+        curves["calibration"] = {"prob_pred": pred.tolist(), "prob_true": true.tolist()}
     return curves
 
 
 def evaluate_predictions(
-    y_true: Any,
-    y_pred: Any,
-    y_score: Any = None,
-    *,
-    task: TaskInfo,
-    score_kind: str = "proba",
+    y_true: Any, y_pred: Any, y_score: Any = None, *, task: TaskInfo, score_kind: str = "proba"
 ) -> EvaluationResult:
     """Metrics and curves of given predictions (no model involved).
 
@@ -201,10 +187,8 @@ def _fast_sklearn():
 def _check_predictions(y_true, y_pred, y_score, task) -> None:
     if len(y_pred) != len(y_true):
         raise InputError(f"{len(y_true)} true values but {len(y_pred)} predictions")
-    if y_score is not None and y_score.shape != (len(y_true), task.n_classes):
-        raise InputError(
-            f"scores have shape {y_score.shape}; expected ({len(y_true)}, {task.n_classes})"
-        )
+    if y_score is not None and y_score.shape != (n := len(y_true), task.n_classes):
+        raise InputError(f"scores have shape {y_score.shape}; expected ({n}, {task.n_classes})")
     for what, arr in (("predictions", y_pred), ("scores", y_score), ("true values", y_true)):
         if arr is not None and arr.dtype.kind in "fc" and not np.isfinite(arr).all():
             raise InputError(f"the {what} contain NaN or infinite values")
@@ -214,7 +198,9 @@ def _evaluate_checked(y_true, y_pred, y_score, task, score_kind) -> EvaluationRe
     n = len(y_true)
     if not task.is_classification:
         result = EvaluationResult(task, _regression(y_true, y_pred), n_samples=n)
-        idx = _subsample(n, MAX_PLOT_POINTS)
+        idx = np.arange(n) if n <= MAX_PLOT_POINTS else np.sort(
+            np.random.default_rng(0).choice(n, MAX_PLOT_POINTS, replace=False)
+        )
         yt, yp = y_true[idx].astype(float), y_pred[idx].astype(float)
         result.curves["residuals"] = {
             "y_true": yt.tolist(), "y_pred": yp.tolist(), "residual": (yt - yp).tolist()
@@ -227,25 +213,15 @@ def _evaluate_checked(y_true, y_pred, y_score, task, score_kind) -> EvaluationRe
     per_class = {
         str(c): {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
                  "support": int(support[i])}
+        | ({"roc_auc": extra["aucs"][c]} if task.task != "binary" and c in extra["aucs"] else {})
         for i, c in enumerate(task.classes)
     }
-    for label, value in extra["aucs"].items():
-        if task.task != "binary":
-            per_class[str(label)]["roc_auc"] = value
     confusion = confusion_matrix(y_true, y_pred, labels=list(task.classes))
-    result = EvaluationResult(
-        task, metrics, per_class, confusion.tolist(), list(task.classes), n_samples=n
-    )
-    if y_score is not None:
-        result.curves = {"roc": extra["roc"], **_classification_curves(y_true, y_score, task,
-                                                                        score_kind)}
-    return result
-
-
-def _subsample(n: int, limit: int, seed: int = 0) -> np.ndarray:
-    if n <= limit:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
+    curves = {} if y_score is None else {
+        "roc": extra["roc"], **_classification_curves(y_true, y_score, task, score_kind)
+    }
+    return EvaluationResult(task, metrics, per_class, confusion.tolist(), list(task.classes),
+                            curves, n_samples=n)
 
 
 # -- bootstrap and cross-validation ----------------------------------------------------------
@@ -323,27 +299,9 @@ def _check_cv(k: Any, y: np.ndarray, task: TaskInfo, n: int) -> int:
 
 
 # -- evaluate --------------------------------------------------------------------------------
-def _allow_nan(model: Any) -> bool:
-    try:
-        from sklearn.utils import get_tags
-
-        return bool(get_tags(model).input_tags.allow_nan)
-    except Exception:
-        return False
-
-
 def evaluate(
-    model: Any,
-    X: Any,
-    y: Any = None,
-    *,
-    task: str = "auto",
-    cv: int | None = None,
-    ci: bool = False,
-    n_boot: int = 200,
-    seed: int = 0,
-    log: bool = True,
-    store: Any = None,
+    model: Any, X: Any, y: Any = None, *, task: str = "auto", cv: int | None = None,
+    ci: bool = False, n_boot: int = 200, seed: int = 0, log: bool = True, store: Any = None,
     name: str | None = None,
 ) -> EvaluationResult:
     """Evaluate a fitted model on ``X, y``; optionally cross-validate and bootstrap intervals.
@@ -371,24 +329,13 @@ def evaluate(
     Returns
     -------
     EvaluationResult
-
-    Examples
-    --------
-    >>> result = evaluate(clf, X_test, y_test, ci=True)  # doctest: +SKIP
-    >>> result.metrics["accuracy"]  # doctest: +SKIP
     """
-    torch_model = is_torch_model(model)
-    if torch_model and cv is not None:
+    if is_torch_model(model) and cv is not None:
         raise InputError(
             "--cv works for scikit-learn models; for a PyTorch model evaluate a held-out set "
             "(or use %train with a validation split)"
         )
-    allow_nan = not torch_model and _allow_nan(model)
-    data = check_data(X, y, numeric=torch_model, allow_nan=allow_nan)
-    check_fitted(model, name)
-    info = _resolve_task(model, data.y, task)
-    if info is not None:
-        check_labels(data.y, info)
+    data, info = prepare(model, X, y, task=task, name=name)
     k = _check_cv(cv, data.y, info, data.n_samples) if cv is not None else None
     pred = predict(model, data.X, task=info)
     if pred.task != info:
@@ -409,16 +356,16 @@ def evaluate(
 
 # -- tracking ---------------------------------------------------------------------------------
 def _store_for(uri: str | None, store: Any = None) -> Any:
+    """The given store, else the default one, else (the URI changed since training) the run's."""
     from . import tracking
 
-    if store is not None:
-        return store
-    default = tracking.get_store()
-    if uri is None or default.uri == uri:
-        return default
-    from ..config import Settings
+    if store is None:
+        store = tracking.get_store()
+        if uri is not None and store.uri != uri:
+            from ..config import Settings
 
-    return tracking.get_store(Settings(tracking_uri=uri))
+            store = tracking.get_store(Settings(tracking_uri=uri))
+    return store
 
 
 def _log(model: Any, result: EvaluationResult, store: Any) -> None:
@@ -443,12 +390,9 @@ def _log(model: Any, result: EvaluationResult, store: Any) -> None:
 def log_evaluation_artifact(
     result: EvaluationResult, name: str, data: bytes, *, store: Any = None
 ) -> bool:
-    """Add a file (such as ``plots.png``) under ``evaluation/`` of the result's run.
+    """Add ``data`` as ``evaluation/<name>`` (e.g. ``plots.png``) of the result's run.
 
-    Returns
-    -------
-    bool
-        False when the result was not logged to a run (nothing written).
+    Returns ``False`` (and writes nothing) when the result was not logged to a run.
     """
     if not result.logged or result.run_id is None:
         return False

@@ -12,7 +12,17 @@ from typing import Any
 import numpy as np
 
 from . import links
-from .data import TASKS, TaskInfo, infer_task, is_dataset, is_loader, is_tensor, to_numpy
+from .data import (
+    TASKS,
+    Data,
+    TaskInfo,
+    check_data,
+    infer_task,
+    is_dataset,
+    is_loader,
+    is_tensor,
+    to_numpy,
+)
 from .errors import InputError, NotFittedError
 
 
@@ -134,6 +144,43 @@ def check_labels(y: np.ndarray, task: TaskInfo, y_name: str = "y") -> None:
         raise InputError(
             f"{y_name} has labels the model does not know: {shown} (its classes: {classes})"
         )
+
+
+def _allow_nan(model: Any) -> bool:
+    try:
+        from sklearn.utils import get_tags
+
+        return bool(get_tags(model).input_tags.allow_nan)
+    except Exception:  # not an estimator with tags
+        return False
+
+
+def prepare(
+    model: Any, X: Any, y: Any = None, *, task: str = "auto", name: str | None = None
+) -> tuple[Data, TaskInfo]:
+    """Validate the data for ``model`` and resolve the task, before any prediction is made.
+
+    PyTorch modules need numeric features; scikit-learn estimators may take NaN in ``X`` when
+    their tags allow it.
+
+    Returns
+    -------
+    (Data, TaskInfo)
+
+    Raises
+    ------
+    InputError
+        Bad data, a single-class target, or labels the model does not know.
+    NotFittedError
+        An unfitted scikit-learn estimator.
+    """
+    torch_model = is_torch_model(model)
+    allow_nan = not torch_model and _allow_nan(model)
+    data = check_data(X, y, numeric=torch_model, allow_nan=allow_nan)
+    check_fitted(model, name)
+    info = resolve_task(model, data.y, task)
+    check_labels(data.y, info)
+    return data, info
 
 
 def predict(

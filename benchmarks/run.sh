@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Run every benchmark (prints ratios against same-run baselines). Needs the .venv from
+# scripts/bootstrap.sh.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+py="${AIMODEL_VENV:-$root/.venv}/bin/python"
+cd "$root/benchmarks"
+echo "## load";      "$py" bench_load.py
+echo "## train";     "$py" bench_train.py
+echo "## evaluate";  "$py" bench_evaluate.py
