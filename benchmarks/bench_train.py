@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _common import machine, table  # noqa: E402
+from _common import machine, table
 
 
 def make_model(seed: int):

@@ -75,29 +75,37 @@ def run_artifact(store, run_id: str, path: str) -> Path:
     return local
 
 
-def state_equal(a: dict, b: dict) -> bool:
-    """Two ``__dict__`` / ``state_dict`` snapshots hold the same keys and values."""
-    if set(a) != set(b):
+def same_state(a, b) -> bool:
+    """Two objects hold the same state, compared structurally (fitted parts included).
+
+    Arrays compare by value (field by field for structured arrays such as tree nodes); other
+    objects by their ``__getstate__`` (an estimator's ``__dict__``, a tree's arrays).
+    """
+    if type(a) is not type(b):
         return False
-    for key in a:
-        x, y = a[key], b[key]
-        if hasattr(x, "detach"):
-            if not (hasattr(y, "detach") and x.shape == y.shape and bool((x == y).all())):
-                return False
-        elif isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
-            if not np.array_equal(np.asarray(x, dtype=object), np.asarray(y, dtype=object)):
-                return False
-        elif hasattr(x, "get_params"):
-            if type(x) is not type(y) or not state_equal(vars(x), vars(y)):
-                return False
-        elif isinstance(x, list | tuple) and x and hasattr(x[0], "get_params"):
-            if len(x) != len(y) or not all(
-                state_equal(vars(p), vars(q)) for p, q in zip(x, y, strict=True)
-            ):
-                return False
-        elif x != y:
+    if isinstance(a, np.ndarray):
+        if a.shape != b.shape or a.dtype != b.dtype:
             return False
-    return True
+        if a.dtype.names:
+            return all(same_state(a[name], b[name]) for name in a.dtype.names)
+        equal_nan = a.dtype.kind in "fc"
+        return bool(np.array_equal(a, b, equal_nan=equal_nan))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_state(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(same_state(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, str | bytes | int | float | bool | type(None) | type | np.generic):
+        return a == b or (a != a and b != b)
+    state_a, state_b = a.__getstate__(), b.__getstate__()
+    if state_a is None:
+        return a == b
+    return same_state(state_a, state_b)
+
+
+def weights_equal(a: dict, b: dict) -> bool:
+    """Two ``state_dict`` snapshots hold bitwise the same tensors."""
+    return set(a) == set(b) and all(a[k].shape == b[k].shape and bool((a[k] == b[k]).all())
+                                    for k in a)
 
 
 def clone_state(module) -> dict:
@@ -157,7 +165,7 @@ def ip(_shell, store, cancer):
 
     before = set(_shell.user_ns)
     X, y = cancer
-    _shell.user_ns.update(X=X, y=y, clf=LogisticRegression(max_iter=2000))
+    _shell.user_ns.update(X=X, y=y, clf=LogisticRegression(solver="liblinear"))
     yield _shell
     for name in set(_shell.user_ns) - before:
         del _shell.user_ns[name]

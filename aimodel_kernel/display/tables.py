@@ -11,7 +11,8 @@ STYLE = """<style>
 .aimodel-report{font-family:var(--jp-ui-font-family,system-ui,sans-serif);font-size:13px}
 .aimodel-report h4{margin:.6em 0 .3em 0;font-size:14px}
 .aimodel-report table{border-collapse:collapse;margin:.2em 0 .8em 0}
-.aimodel-report th,.aimodel-report td{padding:2px 10px;border-bottom:1px solid #ddd;text-align:right}
+.aimodel-report th,.aimodel-report td{padding:2px 10px;border-bottom:1px solid #ddd;
+text-align:right}
 .aimodel-report th:first-child,.aimodel-report td:first-child{text-align:left}
 .aimodel-report .summary{margin:.3em 0;font-weight:600}
 .aimodel-report .note{color:#666}
@@ -53,9 +54,8 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     lines = []
     for n, row in enumerate(cells):
-        parts = [
-            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))
-        ]
+        pairs = enumerate(zip(row, widths, strict=True))
+        parts = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in pairs]
         lines.append("  ".join(parts).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))

@@ -18,7 +18,9 @@ class TrainReport(Report):
 
     def summary(self) -> str:
         r = self.result
-        task = r.task.task + (f", {r.task.n_classes} classes" if r.task.task == "multiclass" else "")
+        task = r.task.task
+        if task == "multiclass":
+            task += f", {r.task.n_classes} classes"
         if r.status == "interrupted":
             head = f"Interrupted {r.model_class} ({task}) after epoch {r.epochs_completed}"
         elif r.framework == "torch":

@@ -173,8 +173,11 @@ def evaluate_predictions(
         if y_score.ndim == 1:
             y_score = np.column_stack([1.0 - y_score, y_score])
     _check_predictions(y_true, y_pred, y_score, task)
-    with _fast_sklearn():
-        return _evaluate_checked(y_true, y_pred, y_score, task, score_kind)
+    with _fast_sklearn(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = _evaluate_checked(y_true, y_pred, y_score, task, score_kind)
+    result.notes.extend(dict.fromkeys(str(w.message) for w in caught))  # sklearn's, once each
+    return result
 
 
 def _fast_sklearn():
@@ -272,16 +275,11 @@ def cross_validation(
     else:
         splitter = KFold(n_splits=k, shuffle=True, random_state=seed)
     scores = cross_validate(clone(model), X, y, cv=splitter, scoring=scoring, error_score="raise")
-    out: dict[str, Any] = {"k": k, "splitter": type(splitter).__name__, "seed": seed,
-                           "metrics": {}}
-    for name, scorer in scoring.items():
-        folds = np.asarray(scores[f"test_{name}"], dtype=float)
-        if scorer.startswith("neg_"):
-            folds = -folds
-        out["metrics"][name] = {
-            "mean": float(folds.mean()), "std": float(folds.std()), "folds": folds.tolist()
-        }
-    return out
+    folds = {n: np.asarray(scores[f"test_{n}"], float) * (-1 if s.startswith("neg_") else 1)
+             for n, s in scoring.items()}  # neg_* scorers back to the metric itself
+    metrics = {n: {"mean": float(f.mean()), "std": float(f.std()), "folds": f.tolist()}
+               for n, f in folds.items()}
+    return {"k": k, "splitter": type(splitter).__name__, "seed": seed, "metrics": metrics}
 
 
 def _check_cv(k: Any, y: np.ndarray, task: TaskInfo, n: int) -> int:

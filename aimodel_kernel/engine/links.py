@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,10 +31,8 @@ def remember(model: Any, link: ModelLink) -> None:
     """Link ``model`` to its run for as long as the object lives."""
     key = id(model)
     if key not in _links:
-        try:
+        with contextlib.suppress(TypeError):  # not weak-referenceable: kept until replaced
             weakref.finalize(model, _links.pop, key, None)
-        except TypeError:  # not weak-referenceable: keep the link until replaced
-            pass
     _links[key] = link
 
 

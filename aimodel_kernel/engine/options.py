@@ -32,7 +32,7 @@ class TrainConfig:
         Fraction of the training rows held out for validation (0 for none).
     early_stop : int, optional
         Stop after this many epochs without improvement of ``monitor``; the best weights are
-        restored.
+        restored. A validation ``monitor`` needs ``val`` or explicit validation data.
     monitor : {"val_loss", "val_accuracy", "val_metric", "loss"}
     deterministic : bool
         ``torch.use_deterministic_algorithms`` and seeded everything; same inputs, same weights.
@@ -81,10 +81,6 @@ class TrainConfig:
             raise InputError(f"--val must be a fraction in [0, 1); got {self.val}")
         if self.early_stop is not None:
             _positive_int("early-stop", self.early_stop)
-            if self.val == 0 and self.monitor.startswith("val"):
-                raise InputError(
-                    "--early-stop watches a validation metric: add --val 0.2 (or --monitor loss)"
-                )
         if self.seed is not None and not 0 <= self.seed < 2**32:
             raise InputError(f"--seed must be in [0, 2**32); got {self.seed}")
         _choice("optimizer", self.optimizer, OPTIMIZERS)

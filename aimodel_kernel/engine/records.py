@@ -43,10 +43,17 @@ def environment() -> dict[str, Any]:
     return env
 
 
-def model_params(model: Any, framework: str) -> dict[str, str]:
-    """``model.*`` parameters: scikit-learn's ``get_params(deep=True)`` or a module's size."""
+def model_params(
+    model: Any, framework: str, pending: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """``model.*`` parameters: scikit-learn's ``get_params(deep=True)`` or a module's size.
+
+    ``pending`` holds parameter changes training applies before fitting (``random_state`` from
+    ``--seed``, ``class_weight``), so the record shows the values the model was trained with.
+    """
     if framework == "sklearn":
         params = model.get_params(deep=True) if hasattr(model, "get_params") else {}
+        params = {**params, **(pending or {})}
         return {f"model.{k}": _param_text(v) for k, v in sorted(params.items())}
     n_params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

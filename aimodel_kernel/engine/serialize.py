@@ -119,7 +119,8 @@ def _save_torch(model: Any, directory: Path, example_input: Any, notes: list[str
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            program = torch.export.export(model, (example_input,))
+            batch = {0: torch.export.Dim.AUTO}  # any batch size, not the example's
+            program = torch.export.export(model, (example_input,), dynamic_shapes=(batch,))
             torch.export.save(program, str(directory / PROGRAM_FILE))
         files.append(PROGRAM_FILE)
     except Exception as exc:  # export is best-effort: weights are always saved

@@ -112,4 +112,4 @@ def run(model: Any, plan: SklearnPlan, config: TrainConfig, *, on_event: EventCa
 def _is_classifier(model: Any) -> bool:
     from sklearn.base import is_classifier
 
-    return is_classifier(model) or hasattr(model, "classes_") and np.ndim(model.classes_) == 1
+    return is_classifier(model) or (hasattr(model, "classes_") and np.ndim(model.classes_) == 1)

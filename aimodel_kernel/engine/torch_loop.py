@@ -54,7 +54,6 @@ class TensorBatches:
     """In-memory data as tensors on the device, batched by slicing a seeded permutation."""
 
     def __init__(self, X: Any, y: np.ndarray, target_fn, batch_size: int, device) -> None:
-        import torch
 
         self.X = as_input_tensor(X).to(device)
         self.y = target_fn(y).to(device)
@@ -119,9 +118,7 @@ def as_input_tensor(X: Any):
     if isinstance(X, torch.Tensor):
         return X.float() if X.is_floating_point() and X.dtype == torch.float64 else X
     arr = to_numpy(X)
-    if arr.dtype.kind == "b":
-        arr = arr.astype(np.float32)
-    elif arr.dtype.kind == "f" and arr.dtype != np.float32:
+    if arr.dtype.kind == "b" or (arr.dtype.kind == "f" and arr.dtype != np.float32):
         arr = arr.astype(np.float32)
     elif arr.dtype.kind in "iu":
         arr = arr.astype(np.int64)

@@ -46,8 +46,8 @@ class TorchPlan:
     resume_state: checkpoints.TrainState | None = None
 
     def resume_hint(self, run_id: str, outcome: Any) -> str:
-        done = outcome.checkpoint_epoch
-        where = f"epoch {done + 1}" if done is not None else "the start"
+        done = outcome.checkpoint_epoch  # 0-based index of the last checkpointed epoch
+        where = f"epoch {done + 2}" if done is not None else "the start"
         return (f"stopped after epoch {outcome.epochs_completed}; to continue from {where} run "
                 f"the same line with --resume {run_id}")
 
@@ -108,7 +108,6 @@ def _output_dim(model: Any, example: Any, device: Any, x_name: str = "X") -> int
 def prepare(model: Any, data: Data, val: Data | None, task: TaskInfo, config: TrainConfig,
             seed: int, train_idx, val_idx, store: Store, resume_run: Any) -> TorchPlan:
     """Check the model against the data and options; find the checkpoint to resume."""
-    import torch
 
     device = resolve_device(config.device)
     if data.kind == "loader" and (config.val or train_idx is not None):

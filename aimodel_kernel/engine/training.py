@@ -144,6 +144,10 @@ def train(
     )
     task = infer_task(data.y, config.task)
     val = None
+    watches_val = config.early_stop is not None and config.monitor.startswith("val")
+    if watches_val and not config.val and val_data is None:
+        raise InputError("--early-stop watches a validation metric: add --val 0.2 or "
+                         "--val-data X_val y_val (or --monitor loss)")
     if val_data is not None:
         if config.val:
             raise InputError("give either --val (a fraction) or --val-data, not both")
@@ -166,7 +170,7 @@ def train(
     else:
         params = {
             **records.train_params(config, framework, seed),
-            **records.model_params(model, framework),
+            **records.model_params(model, framework, getattr(plan, "params", None)),
         }
         tags = records.run_tags(model=model, framework=framework, task=task, fingerprint=fp,
                                 seed=seed, config=config, source=source)
@@ -219,7 +223,7 @@ def split_indices(
     if not val:
         return None, None
     n = data.n_samples
-    n_val = int(round(n * val))
+    n_val = round(n * val)
     if n_val < 1 or n - n_val < 1:
         raise InputError(f"--val {val} leaves an empty split of {n} rows; use a fraction like 0.2")
     from sklearn.model_selection import train_test_split
@@ -254,11 +258,16 @@ def _record_inputs(store: Store, run_id: str, fp: dict, source: dict[str, str] |
 def _finish(store: Store, model: Any, result: TrainResult, plan: Any, config: TrainConfig,
             outcome: Any) -> None:
     run_id = result.run_id
+    # one value per epoch and metric: epochs before a resume were logged when it stopped, and
+    # summary values already in the history are its last step, not a second entry at step 0
     rows_ = [
         (key, value, int(entry.get("epoch", 0)))
-        for entry in outcome.history for key, value in entry.items() if key != "epoch"
+        for entry in outcome.history if int(entry.get("epoch", 0)) > plan.start_epoch
+        for key, value in entry.items() if key != "epoch"
     ]
-    rows_ += [(key, value, None) for key, value in result.metrics.items()]
+    per_epoch = {key for entry in outcome.history for key in entry}
+    rows_ += [(key, value, None) for key, value in result.metrics.items()
+              if key not in per_epoch]
     store.log_metrics(run_id, rows_)
     if result.status == "interrupted":
         result.resume_hint = plan.resume_hint(run_id, outcome)

@@ -28,7 +28,8 @@ class VersionList:
 
 
 def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
-    """``"name/3"`` -> ``("name", 3, None)``; ``"name@champion"`` -> ``("name", None, "champion")``."""
+    """Split a reference: ``"name/3"`` -> ``("name", 3, None)``, ``"name@champion"`` ->
+    ``("name", None, "champion")``, ``"name"`` -> ``("name", None, None)``."""
     m = _REF.match(ref.strip())
     if not m:
         raise InputError(f"{ref!r} is not a version reference; write NAME/VERSION or NAME@ALIAS")

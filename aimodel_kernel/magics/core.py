@@ -199,12 +199,12 @@ class AimodelMagics(Magics):
         y = resolve(self.shell, args.y, "y") if args.y else None
         result = evaluate(model, X, y, task=args.task or "auto", cv=args.cv, ci=args.ci,
                           n_boot=args.n_boot, seed=args.seed, log=not args.no_log,
-                          settings=self._settings())
+                          name=args.model)
         report = EvaluationReport(result)
         if result.logged:
             png = report.png()
             if png:
-                log_evaluation_artifact(result, "evaluation/plots.png", png)
+                log_evaluation_artifact(result, "plots.png", png)
         return report
 
     # -- %versions ---------------------------------------------------------------------------

@@ -33,7 +33,7 @@ def widget_frontend_likely() -> bool:
 def format_eta(seconds: float) -> str:
     if seconds != seconds or seconds == float("inf"):
         return "?"
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
@@ -49,7 +49,7 @@ def sparkline_svg(series: dict[str, list[float]], width: int = 260, height: int 
     span = (hi - lo) or 1.0
     n = max(len(vs) for vs in series.values())
     parts, legend = [], []
-    for (name, vs), colour in zip(series.items(), colours):
+    for (name, vs), colour in zip(series.items(), colours, strict=False):
         if not vs:
             continue
         step = (width - 4) / max(n - 1, 1)

@@ -1,0 +1,151 @@
+"""Stopping PyTorch training (stop flag, Ctrl-C), its checkpoint, and resuming it exactly."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+from conftest import all_runs, clone_state, mlp, registered_names, weights_equal
+
+from aimodel_kernel.engine import checkpoints
+from aimodel_kernel.engine.errors import InputError
+from aimodel_kernel.engine.events import BatchEnd, EpochEnd, StopFlag
+from aimodel_kernel.engine.options import TrainConfig
+from aimodel_kernel.engine.training import train
+
+torch = pytest.importorskip("torch")
+
+CONFIG = dict(epochs=3, lr=1e-2, batch_size=64, val=0.2, seed=4, deterministic=True, export=False)
+
+
+@pytest.fixture
+def data(digits):
+    X, y = digits
+    return X[:600], y[:600]
+
+
+def _stop_at(stop: StopFlag, epoch: int, batch: int):
+    """An event callback that sets ``stop`` at batch ``batch`` of 0-based ``epoch``."""
+    seen = []
+
+    def on_event(event) -> None:
+        seen.append(event)
+        if isinstance(event, BatchEnd) and (event.epoch, event.batch) == (epoch, batch):
+            stop.set("test")
+
+    on_event.seen = seen
+    return on_event
+
+
+def _interrupted(data, name=None):
+    net = mlp()
+    stop = StopFlag()
+    on_event = _stop_at(stop, epoch=1, batch=2)
+    result = train(net, *data, TrainConfig(**CONFIG, name=name), on_event=on_event, stop=stop)
+    return net, result, on_event.seen
+
+
+def test_interrupt_keeps_last_epoch_then_resume_matches_uninterrupted(store, data):
+    reference = mlp()
+    train(reference, *data, TrainConfig(**CONFIG))
+    one_epoch = mlp()
+    train(one_epoch, *data, TrainConfig(**{**CONFIG, "epochs": 1}))
+
+    net, result, seen = _interrupted(data, name="digits")
+    assert result.status == "interrupted" and result.epochs_completed == 1
+    assert result.version is None and registered_names(store) == []
+    assert [e.epoch for e in seen if isinstance(e, EpochEnd)] == [1]
+    assert any(isinstance(e, BatchEnd) and e.epoch == 1 for e in seen)  # epoch 2 had begun
+    assert "--resume" in result.resume_hint and "epoch 2" in result.resume_hint
+    run = store.run(result.run_id)
+    assert run.info.status == "KILLED"
+    assert run.data.tags["aimodel.checkpoint"] == result.checkpoint
+    # the model holds exactly the weights of the last completed epoch ...
+    assert weights_equal(clone_state(net), clone_state(one_epoch))
+    # ... which are also the checkpoint's
+    state = checkpoints.read(Path(result.checkpoint))
+    assert state.epoch == 0 and weights_equal(state.model, clone_state(net))
+    assert state.meta["history"][0]["epoch"] == 1
+
+    resumed = train(net, *data, TrainConfig(**CONFIG, name="digits", resume=result.run_id))
+    assert resumed.run_id == result.run_id and resumed.status == "finished"
+    assert resumed.epochs_completed == 3 and resumed.version == 1
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    after = clone_state(net)
+    expected = clone_state(reference)
+    assert all(torch.allclose(after[k], expected[k], rtol=0, atol=1e-6) for k in expected)
+    assert weights_equal(after, expected)
+    assert store.run(result.run_id).info.status == "FINISHED"
+    assert [step for step, _ in store.metric_history(result.run_id, "loss")] == [1, 2, 3]
+    assert not [r for r in all_runs(store) if r.info.status == "RUNNING"]
+
+
+def test_resume_last_and_refusals(store, data):
+    X, y = data
+    net, result, _ = _interrupted(data)
+    with pytest.raises(InputError, match="different data"):
+        train(net, X[:-5], y[:-5], TrainConfig(**CONFIG, resume=result.run_id))
+    with pytest.raises(InputError, match="--epochs 3"):
+        train(net, X, y, TrainConfig(**{**CONFIG, "epochs": 4}, resume=result.run_id))
+    with pytest.raises(InputError, match="does not fit this model"):
+        train(mlp(hidden=8), X, y, TrainConfig(**CONFIG, resume=result.run_id))
+    assert store.run(result.run_id).info.status == "KILLED"  # refusals leave it resumable
+    resumed = train(net, X, y, TrainConfig(**CONFIG, resume="last"))
+    assert resumed.run_id == result.run_id and resumed.epochs_completed == 3
+    with pytest.raises(InputError, match="nothing to resume"):
+        train(net, X, y, TrainConfig(**CONFIG, resume=result.run_id))
+    with pytest.raises(InputError, match="no interrupted"):
+        train(net, X, y, TrainConfig(**CONFIG, resume="last"))
+    assert len(all_runs(store)) == 1
+
+
+def test_sigint_stops_after_the_batch(store, data):
+    net = mlp()
+    one_epoch = mlp()
+    train(one_epoch, *data, TrainConfig(**{**CONFIG, "epochs": 1, "checkpoint": False}))
+    handler = signal.getsignal(signal.SIGINT)
+
+    def on_event(event) -> None:
+        if isinstance(event, BatchEnd) and (event.epoch, event.batch) == (1, 0):
+            signal.raise_signal(signal.SIGINT)  # what the notebook's stop button sends
+
+    result = train(net, *data, TrainConfig(**CONFIG), on_event=on_event)
+    assert result.status == "interrupted" and result.epochs_completed == 1
+    assert store.run(result.run_id).info.status == "KILLED"
+    assert weights_equal(clone_state(net), clone_state(one_epoch))
+    assert signal.getsignal(signal.SIGINT) is handler
+
+
+def test_second_sigint_raises_keyboard_interrupt(store, data):
+    def on_event(event) -> None:
+        if isinstance(event, BatchEnd) and (event.epoch, event.batch) == (0, 1):
+            signal.raise_signal(signal.SIGINT)  # asks to stop after this batch
+            signal.raise_signal(signal.SIGINT)  # a second Ctrl-C: stop now
+
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        train(mlp(), *data, TrainConfig(**CONFIG), on_event=on_event)
+    runs = all_runs(store)
+    assert [r.info.status for r in runs] == ["KILLED"]
+    assert signal.getsignal(signal.SIGINT) is handler
+
+
+def test_checkpoint_roundtrip_and_missing(tmp_path):
+    net = mlp(8, 2, hidden=4)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=0.1)
+    net(torch.randn(4, 8)).sum().backward()
+    optimizer.step()
+    generator = torch.Generator().manual_seed(3)
+    state = checkpoints.capture(2, clone_state(net), optimizer, generator, {"best": 0.5})
+    checkpoints.write(tmp_path / "ck", state)
+    back = checkpoints.read(tmp_path / "ck")
+    assert back.epoch == 2 and back.meta == {"best": 0.5}
+    assert weights_equal(back.model, clone_state(net))
+    fresh = torch.optim.AdamW(mlp(8, 2, hidden=4).parameters(), lr=0.1)
+    fresh.load_state_dict(back.optimizer)
+    assert torch.equal(fresh.state_dict()["state"][0]["exp_avg"],
+                       optimizer.state_dict()["state"][0]["exp_avg"])
+    assert torch.equal(back.rng["shuffle"], generator.get_state())
+    with pytest.raises(InputError, match="no checkpoint"):
+        checkpoints.read(tmp_path / "missing")
