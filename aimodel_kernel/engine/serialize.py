@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,7 @@ def save_model(
     *,
     manifest: dict[str, Any],
     example_input: Any = None,
+    extra_files: dict[str, Path] | None = None,
 ) -> SavedModel:
     """Write ``model`` into ``directory`` without pickle and return the file checksums.
 
@@ -76,6 +78,8 @@ def save_model(
         Extra facts to store in ``manifest.json`` (task, classes, feature names ...).
     example_input : torch.Tensor, optional
         A batch of inputs for ``torch.export``; without it no exported program is written.
+    extra_files : dict, optional
+        Files to copy in beside the model (name -> source path), checksummed like it.
 
     Returns
     -------
@@ -91,6 +95,9 @@ def save_model(
         files = [SKOPS_FILE]
     else:
         files = _save_torch(model, directory, example_input, notes)
+    for name, source in (extra_files or {}).items():
+        shutil.copyfile(source, directory / name)
+        files.append(name)
     checksums = {name: sha256_file(directory / name) for name in files}
     full = {**manifest, "framework": framework, "class": _qualname(model), "files": checksums}
     if notes:
@@ -110,7 +117,7 @@ def _save_torch(model: Any, directory: Path, example_input: Any, notes: list[str
     from safetensors.torch import save_file
 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(_untie(state), str(directory / WEIGHTS_FILE))
+    save_file(untie(state), str(directory / WEIGHTS_FILE))
     files = [WEIGHTS_FILE]
     if example_input is None:
         return files
@@ -131,7 +138,7 @@ def _save_torch(model: Any, directory: Path, example_input: Any, notes: list[str
     return files
 
 
-def _untie(state: dict[str, Any]) -> dict[str, Any]:
+def untie(state: dict[str, Any]) -> dict[str, Any]:
     """safetensors refuses tensors sharing memory (tied weights); give each its own storage."""
     seen: set[int] = set()
     out = {}

@@ -30,6 +30,9 @@ class SklearnPlan:
     start_epoch: int = 0
     example_input: Any = None
 
+    def extra_files(self, run_id: str) -> dict[str, Any]:
+        return {}
+
     def resume_hint(self, run_id: str, outcome: Any) -> str:
         return "scikit-learn fits cannot resume; the estimator was left as it was before"
 

@@ -25,6 +25,8 @@ from .torch_loop import (
 )
 from .tracking import TAG, Store
 
+INITIAL_WEIGHTS = "initial.safetensors"
+
 
 @dataclass
 class TorchPlan:
@@ -44,6 +46,14 @@ class TorchPlan:
     start_epoch: int = 0
     resume_run_id: str | None = None
     resume_state: checkpoints.TrainState | None = None
+
+    def initial_weights(self, run_id: str) -> Path:
+        """Where the weights the run started from are kept (for reproducing it)."""
+        return self.checkpoint_root / run_id / INITIAL_WEIGHTS
+
+    def extra_files(self, run_id: str) -> dict[str, Path]:
+        path = self.initial_weights(run_id)
+        return {INITIAL_WEIGHTS: path} if path.exists() else {}
 
     def resume_hint(self, run_id: str, outcome: Any) -> str:
         done = outcome.checkpoint_epoch  # 0-based index of the last checkpointed epoch
@@ -179,6 +189,16 @@ def _prepare_resume(plan: TorchPlan, model: Any, config: TrainConfig, run: Any) 
     plan.start_epoch = state.epoch + 1
 
 
+def _save_initial(model: Any, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from .serialize import untie
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(untie({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}),
+              str(path))
+
+
 @contextlib.contextmanager
 def _determinism(enabled: bool):
     import torch
@@ -213,6 +233,8 @@ def run(model: Any, plan: TorchPlan, config: TrainConfig, *, on_event: EventCall
         with torch.random.fork_rng(devices=devices), _determinism(config.deterministic), \
                 stop_on_sigint(stop):
             torch.manual_seed(plan.generator_seed)
+            if plan.resume_state is None:
+                _save_initial(model, plan.initial_weights(run_id))
             model.to(plan.device)
             optimizer = make_optimizer(model, config)
             generator = torch.Generator().manual_seed(plan.generator_seed)

@@ -143,6 +143,10 @@ def train(
         X, y, numeric=framework == "torch", allow_nan=allow_nan, x_name=names[0], y_name=names[1]
     )
     task = infer_task(data.y, config.task)
+    fp = fingerprint(data)
+    if task.is_classification:
+        labels, counts = np.unique(data.y, return_counts=True)
+        fp["class_counts"] = {str(k): int(n) for k, n in zip(labels, counts, strict=True)}
     val = None
     watches_val = config.early_stop is not None and config.monitor.startswith("val")
     if watches_val and not config.val and val_data is None:
@@ -153,7 +157,6 @@ def train(
             raise InputError("give either --val (a fraction) or --val-data, not both")
         val = check_data(*val_data, numeric=framework == "torch", allow_nan=allow_nan,
                          x_name="validation X", y_name="validation y")
-    fp = fingerprint(data)
     store = get_store(settings)
     resume_run = job.find_resume_run(model, config, fp, store) if config.resume else None
     if resume_run is not None:
@@ -278,7 +281,8 @@ def _finish(store: Store, model: Any, result: TrainResult, plan: Any, config: Tr
         manifest = {"task": result.task.to_dict(), "run_id": run_id,
                     "feature_names": plan.feature_names, "input": plan.input_spec}
         saved = save_model(model, Path(tmp), manifest=manifest,
-                           example_input=plan.example_input if config.export else None)
+                           example_input=plan.example_input if config.export else None,
+                           extra_files=plan.extra_files(run_id))
         store.log_dir(run_id, tmp, MODEL_DIR)
     result.model_files = saved.checksums
     result.notes.extend(saved.warnings)
