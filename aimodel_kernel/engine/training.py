@@ -52,6 +52,7 @@ class TrainResult:
     resume_hint: str | None = None
     model_files: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    parent: str | None = None
 
     @property
     def ref(self) -> str | None:
@@ -81,6 +82,7 @@ class TrainResult:
             "resume_hint": self.resume_hint,
             "model_files": self.model_files,
             "notes": self.notes,
+            "parent": self.parent,
         }
 
 
@@ -96,6 +98,8 @@ def train(
     source: dict[str, str] | None = None,
     settings: Settings | None = None,
     names: tuple[str, str] = ("X", "y"),
+    parent: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``X``, ``y`` and record the run (and a version) in MLflow.
 
@@ -119,6 +123,10 @@ def train(
         Store location; the process-wide settings by default.
     names : (str, str)
         The user's names for X and y, used in error messages.
+    parent : str, optional
+        ``NAME/VERSION`` this model derives from (fine-tuning, reproduction, mitigation ...).
+    tags : dict, optional
+        Extra run tags.
 
     Returns
     -------
@@ -175,10 +183,13 @@ def train(
             **records.train_params(config, framework, seed),
             **records.model_params(model, framework, getattr(plan, "params", None)),
         }
-        tags = records.run_tags(model=model, framework=framework, task=task, fingerprint=fp,
-                                seed=seed, config=config, source=source)
+        run_tags = records.run_tags(model=model, framework=framework, task=task,
+                                    fingerprint=fp, seed=seed, config=config, source=source)
+        if parent:
+            run_tags[f"{TAG}parent"] = parent
+        run_tags.update(tags or {})
         run_id = store.start_run(run_name=config.name or type(model).__name__, params=params,
-                                 tags=tags)
+                                 tags=run_tags)
     started = time.perf_counter()
     try:
         if not plan.resume_run_id:
@@ -197,7 +208,7 @@ def train(
         fingerprint=fp, history=outcome.history, metrics=outcome.metrics,
         epochs_completed=outcome.epochs_completed, seconds=time.perf_counter() - started,
         name=config.name, best_epoch=outcome.best_epoch, stopped_early=outcome.stopped_early,
-        checkpoint=outcome.checkpoint, notes=list(outcome.notes),
+        checkpoint=outcome.checkpoint, notes=list(outcome.notes), parent=parent,
     )
     try:
         _finish(store, model, result, plan, config, outcome)
@@ -292,11 +303,13 @@ def _finish(store: Store, model: Any, result: TrainResult, plan: Any, config: Tr
     })
     store.log_metrics(run_id, [("model_bytes", float(saved.size_bytes), None)])
     if config.name:
-        result.version = store.register_version(
-            config.name, run_id,
-            tags={f"{TAG}task": result.task.task, f"{TAG}data.sha256": result.fingerprint["sha256"],
-                  **{f"{TAG}sha256.{n}": d for n, d in saved.checksums.items()}},
-        )
+        version_tags = {
+            f"{TAG}task": result.task.task, f"{TAG}data.sha256": result.fingerprint["sha256"],
+            **{f"{TAG}sha256.{n}": d for n, d in saved.checksums.items()},
+        }
+        if result.parent:
+            version_tags[f"{TAG}parent"] = result.parent
+        result.version = store.register_version(config.name, run_id, tags=version_tags)
         store.set_tags(run_id, {f"{TAG}version": str(result.version)})
     store.end_run(run_id, "FINISHED")
 

@@ -97,3 +97,22 @@ def load_version(ref: str, *, into: Any = None, settings: Settings | None = None
         raise NotFoundError(f"{record.ref} has no recorded model files")
     directory = get_store(settings).download(record.run_id, MODEL_DIR)
     return load_model(directory, expected, into=into)
+
+
+_ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
+
+
+def promote(ref: str, alias: str, *, settings: Settings | None = None) -> VersionRecord:
+    """Point registry alias ``alias`` (e.g. ``champion``) at the version ``ref`` names.
+
+    Raises
+    ------
+    InputError
+        An alias that is not a plain word, or one that looks like a version number.
+    """
+    if not _ALIAS.match(alias) or re.fullmatch(r"v\d+", alias):
+        raise InputError(f"invalid alias {alias!r}: use a word such as champion or staging "
+                         "(letters, digits, '_' or '-'; not v1, v2 ...)")
+    record = resolve(ref, settings=settings)
+    get_store(settings).set_alias(record.name, alias, record.version)
+    return resolve(f"{record.name}@{alias}", settings=settings)

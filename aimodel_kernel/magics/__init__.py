@@ -7,5 +7,7 @@ from typing import Any
 
 def load(ipython: Any) -> None:
     from .core import AimodelMagics
+    from .lifecycle import LifecycleMagics
 
     ipython.register_magics(AimodelMagics)
+    ipython.register_magics(LifecycleMagics)
