@@ -25,9 +25,11 @@ def template_db(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("template")
     db = folder / "mlflow.db"
     uri = f"sqlite:///{db}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    client.search_experiments()
-    client.search_registered_models()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)  # MLflow's own "Default" experiment points at ./mlruns: keep it here
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client.search_experiments()
+        client.search_registered_models()
     return db
 
 

@@ -57,9 +57,11 @@ class TorchPlan:
 
     def resume_hint(self, run_id: str, outcome: Any) -> str:
         done = outcome.checkpoint_epoch  # 0-based index of the last checkpointed epoch
-        where = f"epoch {done + 2}" if done is not None else "the start"
-        return (f"stopped after epoch {outcome.epochs_completed}; to continue from {where} run "
-                f"the same line with --resume {run_id}")
+        if done is None:
+            return (f"stopped after epoch {outcome.epochs_completed} with no checkpoint to "
+                    "resume from; train again")
+        return (f"stopped after epoch {outcome.epochs_completed}; to continue from epoch "
+                f"{done + 2} run the same line with --resume {run_id}")
 
 
 @dataclass

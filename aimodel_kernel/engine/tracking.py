@@ -104,12 +104,21 @@ class Store:
         exp = self.client.get_experiment_by_name(name)
         if exp is not None:
             return exp.experiment_id
+        artifacts = self.local_artifact_root()
         location = None
-        if self.settings.uses_embedded_store():
-            artifacts = self.home / "artifacts"
+        if artifacts is not None:
             artifacts.mkdir(parents=True, exist_ok=True)
             location = artifacts.as_uri()
         return self.client.create_experiment(name, artifact_location=location)
+
+    def local_artifact_root(self) -> Path | None:
+        """Where artifacts go for a SQLite store: ``artifacts/`` beside the database file (so
+        nothing lands in ``./mlruns``). ``None`` for a tracking server, which decides itself."""
+        if self.settings.uses_embedded_store():
+            return self.home / "artifacts"
+        if self.uri.startswith("sqlite:///"):
+            return Path(self.uri[len("sqlite:///"):]).resolve().parent / "artifacts"
+        return None
 
     # -- runs -------------------------------------------------------------------------------
     def start_run(

@@ -141,10 +141,15 @@ class AimodelMagics(Magics):
             raise
         if result.status == "interrupted" and framework == "torch":
             clean = re.sub(r"\s--resume(\s+(?!-)\S+)?", "", line).strip()
-            result.resume_hint = (
-                f"{args.model} holds the weights of epoch {result.epochs_completed}. "
-                f"Continue with: %train {clean} --resume {result.run_id}"
-            )
+            done = result.epochs_completed
+            state = (f"{args.model} holds the weights of epoch {done}" if done
+                     else f"{args.model} is unchanged (no epoch finished)")
+            if done and result.checkpoint:
+                result.resume_hint = (f"{state}. Continue with: %train {clean} "
+                                      f"--resume {result.run_id}")
+            else:
+                result.resume_hint = (f"{state}; there is no checkpoint to resume from. "
+                                      f"Train again with: %train {clean}")
         from ..display.train_report import TrainReport
 
         return TrainReport(result)

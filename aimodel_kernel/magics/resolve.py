@@ -13,8 +13,14 @@ from ..engine.errors import AimodelError
 
 def resolve(shell: Any, expr: str, role: str) -> Any:
     """The value of ``expr`` (a name or a short expression such as ``X[:100]``) in the user
-    namespace; a ``UsageError`` naming ``role`` when it cannot be evaluated."""
+    namespace; a ``UsageError`` naming ``role`` when it cannot be evaluated.
+
+    The magic line keeps the quotes of a quoted argument, so ``"X[:, :5]"`` is unquoted here.
+    """
     ns = shell.user_ns
+    expr = expr.strip()
+    if len(expr) >= 2 and expr[0] == expr[-1] and expr[0] in "'\"":
+        expr = expr[1:-1].strip()
     if expr.isidentifier():
         if expr not in ns:
             raise UsageError(f"{role} {expr!r} is not defined in the notebook; run the cell that "

@@ -92,14 +92,15 @@ class TrainingProgress:
         self._steps_done = 0
         self._view: Any = None
         self._handle: Any = None
-        self._text_every = max(interval, 2.0)
+        # text lines pile up in the output, so they come at most every 2 s
+        self._every = interval if self.use_widget else max(interval, 2.0)
 
     # -- the callback ------------------------------------------------------------------------
     def __call__(self, event: Event) -> None:
         if type(event) is BatchEnd:
             self.epoch, self.batch = event.epoch, event.batch + 1
             now = time.perf_counter()
-            if now - self._last >= (self.interval if self.use_widget else self._text_every):
+            if now - self._last >= self._every:
                 self._last = now
                 self._render(now)
         elif type(event) is EpochEnd:
@@ -110,7 +111,7 @@ class TrainingProgress:
                 if key in event.metrics:
                     self.curves.setdefault(key, []).append(event.metrics[key])
             now = time.perf_counter()
-            if now - self._last >= self.interval or event.epoch == self.epochs:
+            if now - self._last >= self._every or event.epoch == self.epochs:
                 self._last = now
                 self._render(now)
         elif type(event) is RunStarted:

@@ -78,6 +78,13 @@ def test_changed_file_is_refused(store, cancer, digits, framework):
         f.write(b"\0")  # one byte appended after it was recorded
     with pytest.raises(ChecksumError, match=f"{filename} was changed after it was saved"):
         load_version("m/1")
+    # a magic that loads a version shows it as a one-line UsageError
+    from IPython.core.error import UsageError
+
+    from aimodel_kernel.magics.resolve import usage_errors
+
+    with pytest.raises(UsageError, match=r"refusing to load it$"):
+        usage_errors(load_version)("m/1")
     stored.unlink()
     with pytest.raises(ChecksumError, match="missing"):
         load_version("m/1")

@@ -58,6 +58,10 @@ def test_tracking_uri_redirects_the_store(tmp_path, monkeypatch, template_db, ca
     assert client.get_run(result.run_id).info.status == "FINISHED"
     assert client.get_model_version("rf", "1").run_id == result.run_id
     assert not (tmp_path / ".aimodel" / "mlflow.db").exists()
+    # artifacts go beside that database, not into ./mlruns
+    assert not (tmp_path / "mlruns").exists()
+    assert client.get_run(result.run_id).info.artifact_uri.startswith(
+        (Path(uri[len("sqlite:///"):]).parent / "artifacts").as_uri())
     explicit = Settings(tracking_uri=f"sqlite:///{tmp_path / 'x.db'}")
     assert get_store(explicit).uri.endswith("x.db") and not explicit.uses_embedded_store()
 

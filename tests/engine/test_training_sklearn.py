@@ -126,7 +126,7 @@ def test_failed_fit_restores_the_estimator(store, cancer):
     estimators = clf.estimators_
     clf.set_params(n_estimators=0)  # refused by fit, not by set_params
     before = copy.deepcopy(clf.__dict__)
-    with pytest.raises(InputError, match="RandomForestClassifier.fit refused the data"):
+    with pytest.raises(InputError, match=r"RandomForestClassifier\.fit refused the data"):
         train(clf, X, 1 - y, TrainConfig(name="restore", seed=5, class_weight="balanced"))
     assert same_state(clf.__dict__, before)
     assert clf.class_weight is None and clf.random_state is None

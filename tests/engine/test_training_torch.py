@@ -54,7 +54,7 @@ def test_trains_the_users_object_in_place(store, digits):
     before = clone_state(net)
     params = list(net.parameters())
     result = train(net, X, y, TrainConfig(epochs=4, lr=1e-2, val=0.2, seed=0, **FAST))
-    assert list(net.parameters())[0] is params[0]  # the same tensors, updated in place
+    assert next(iter(net.parameters())) is params[0]  # the same tensors, updated in place
     assert not weights_equal(before, clone_state(net))
     assert result.status == "finished" and result.epochs_completed == 4
     assert [h["epoch"] for h in result.history] == [1, 2, 3, 4]
@@ -101,7 +101,7 @@ def test_recurrent_net_on_sequences(store, digits):
     sequences = X.reshape(-1, 8, 8)
     net = RowsGRU()
     result = train(net, sequences, y, TrainConfig(epochs=4, lr=1e-2, val=0.2, seed=0, **FAST))
-    assert result.metrics["val_accuracy"] > 0.6
+    assert result.metrics["val_accuracy"] > 0.8
     assert result.history[-1]["loss"] < result.history[0]["loss"]
 
 
