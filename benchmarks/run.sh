@@ -8,3 +8,4 @@ cd "$root/benchmarks"
 echo "## load";      "$py" bench_load.py
 echo "## train";     "$py" bench_train.py
 echo "## evaluate";  "$py" bench_evaluate.py
+echo "## diff";      "$py" bench_diff.py

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -277,6 +278,12 @@ def _to_input(batch: Any, device: Any, dtype: Any) -> Any:
     return batch.to(device, non_blocking=True)
 
 
+def _set_mode(model: Any, *, training: bool) -> None:
+    """``model.train(training)``; a loaded ``torch.export`` program has no modes to set."""
+    with contextlib.suppress(NotImplementedError):
+        model.train(training)
+
+
 def _forward_all(model: Any, X: Any, batch_size: int):
     import torch
 
@@ -286,7 +293,7 @@ def _forward_all(model: Any, X: Any, batch_size: int):
     dtype = floats[0] if floats else torch.float32
     was_training = model.training
     outputs = []
-    model.eval()
+    _set_mode(model, training=False)
     try:
         with torch.inference_mode():
             for batch in _batches(X, batch_size):
@@ -296,7 +303,7 @@ def _forward_all(model: Any, X: Any, batch_size: int):
                     out = out[0]
                 outputs.append(out.detach().to("cpu", torch.float64))
     finally:
-        model.train(was_training)
+        _set_mode(model, training=was_training)
     if not outputs:
         raise InputError("X has no rows")
     return torch.cat(outputs)
