@@ -177,7 +177,8 @@ class DiffReport(Report):
             html_rows.append("<tr>" + "".join(
                 _cell(c, _direction(name, m) if i == 3 else "") for i, c in enumerate(row)
             ) + "</tr>")
-        changed = sum(1 for m in metrics.values() if m["delta"] or m["delta"] is None)
+        changed = sum(1 for name, m in metrics.items()
+                      if (m["delta"] or m["delta"] is None) and name not in MACHINE_METRICS)
         title = f"Metrics ({changed} changed)"
         return title, text_table(header, rows) if rows else "", _table(header, html_rows), changed
 

@@ -65,11 +65,21 @@ def model_params(
 
 
 def _param_text(value: Any) -> str:
+    """A parameter value as text. Nested estimators (a pipeline's ``steps``) are named by class:
+    their own parameters are recorded separately by ``get_params(deep=True)``."""
+    if isinstance(value, str):
+        return json.dumps(value)
+    return json.dumps(_plain_param(value), default=repr)
+
+
+def _plain_param(value: Any) -> Any:
     if hasattr(value, "get_params"):
         return type(value).__name__
-    if isinstance(value, str | int | float | bool | type(None)):
-        return json.dumps(value)
-    return repr(value)
+    if isinstance(value, list | tuple):
+        return [_plain_param(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain_param(v) for k, v in value.items()}
+    return value
 
 
 def train_params(config: TrainConfig, framework: str, seed: int) -> dict[str, str]:

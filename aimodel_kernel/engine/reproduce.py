@@ -11,6 +11,7 @@ import numpy as np
 
 from ..config import Settings
 from .data import check_data, fingerprint
+from .deltas import MACHINE_METRICS
 from .errors import InputError
 from .events import EventCallback, ignore_event
 from .options import TrainConfig
@@ -20,7 +21,6 @@ from .tracking import MODEL_DIR, TAG, VersionRecord, get_store
 from .versions import load_version, resolve
 
 # metrics that measure the machine, not the model
-_TIMING = ("fit_seconds", "train_seconds", "samples_per_second", "model_bytes")
 
 
 @dataclass
@@ -114,6 +114,9 @@ def reproduce(
         estimator from the stored one.
     name : str, optional
         Registered model for the new version (the original's by default).
+    source : dict, optional
+        ``{"line": ...}`` of the ``%reproduce`` call, kept as a tag; the new version records
+        the original's code, since that is what ran.
     tolerance : float
         Largest absolute weight difference accepted as reproduced when not identical.
 
@@ -129,8 +132,12 @@ def reproduce(
     original = load_version(record.ref, settings=settings) if framework == "sklearn" else None
     fresh = _fresh_model(record, framework, original, model, settings)
     config = recorded_config(record, name=name or record.name)
-    result = train(fresh, X, y, config, on_event=on_event, source=source, settings=settings,
-                   parent=record.ref, tags={f"{TAG}reproduces": record.ref})
+    tags = {f"{TAG}reproduces": record.ref}
+    if source and source.get("line"):
+        tags[f"{TAG}reproduced_by"] = source["line"]
+    result = train(fresh, X, y, config, on_event=on_event,
+                   source=_recorded_source(record, settings), settings=settings,
+                   parent=record.ref, tags=tags)
     if framework == "torch":
         max_diff = _torch_weight_difference(fresh, _recorded_weights(record, settings))
     else:
@@ -138,7 +145,7 @@ def reproduce(
     differences = {
         key: (record.metrics[key], result.metrics[key])
         for key in sorted(set(record.metrics) & set(result.metrics))
-        if not key.startswith(("eval.", *_TIMING)) and key not in _TIMING
+        if not key.startswith("eval.") and key not in MACHINE_METRICS
         and not _same_number(record.metrics[key], result.metrics[key])
     }
     return ReproduceResult(
@@ -150,6 +157,13 @@ def reproduce(
             f"{record.ref} was not trained with --deterministic; small differences are expected"
         ],
     )
+
+
+def _recorded_source(record: VersionRecord, settings: Settings | None) -> dict[str, str]:
+    """The original's magic line and cell: the reproduction runs the same code."""
+    line = record.run_tags.get(f"{TAG}magic", "")
+    cell = get_store(settings).artifact(record.run_id, "source/cell.py")
+    return {"line": line, "cell": cell.read_text() if cell is not None else line}
 
 
 def _fresh_model(record: VersionRecord, framework: str, original: Any, model: Any,

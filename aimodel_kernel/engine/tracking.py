@@ -201,6 +201,16 @@ class Store:
         dest = Path(tempfile.mkdtemp(prefix="aimodel-"))
         return Path(self.client.download_artifacts(run_id, path, str(dest)))
 
+    def artifact(self, run_id: str, path: str) -> Path | None:
+        """A local path for artifact ``path`` of a run, or ``None`` when the run has none."""
+        try:
+            local = self.download(run_id, path)
+        except Exception as exc:
+            if type(exc).__name__ in ("MlflowException", "FileNotFoundError", "OSError"):
+                return None
+            raise
+        return local if local.exists() else None
+
     def run(self, run_id: str):
         try:
             return self.client.get_run(run_id)

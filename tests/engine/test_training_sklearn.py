@@ -62,7 +62,9 @@ def test_pipeline_with_sparse_input(store, cancer):
     assert hasattr(pipe[-1], "coef_") and result.metrics["val_accuracy"] > 0.9
     params = store.run(result.run_id).data.params
     assert params["model.logisticregression__max_iter"] == "500"
-    assert params["model.standardscaler"] == "StandardScaler"
+    assert params["model.standardscaler"] == '"StandardScaler"'  # JSON, like every value
+    steps = [["standardscaler", "StandardScaler"], ["logisticregression", "LogisticRegression"]]
+    assert json.loads(params["model.steps"]) == steps
 
 
 def test_dataframe_with_strings_in_pipeline(store):
