@@ -36,11 +36,31 @@ def fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+# Click a header to sort by that column (numbers numerically). Runs only where the output is
+# trusted (JupyterLab, Notebook); elsewhere the attribute is stripped and the table is static.
+_SORT_JS = (
+    "var t=this.closest('table'),b=t.tBodies[0],i=this.cellIndex,"
+    "d=this.dataset.dir=this.dataset.dir==='asc'?'desc':'asc',"
+    "k=function(r){var s=r.cells[i].dataset.v||r.cells[i].textContent,"
+    "n=parseFloat(s.replace(/,/g,''));return isNaN(n)?s:n;};"
+    "Array.from(b.rows).sort(function(x,y){var a=k(x),c=k(y),o=a<c?-1:a>c?1:0;"
+    "return d==='asc'?o:-o;}).forEach(function(r){b.appendChild(r);});"
+)
+
+
 def html_table(
-    header: Sequence[str], rows: Sequence[Sequence[Any]], *, caption: str | None = None
+    header: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    caption: str | None = None,
+    sortable: bool = False,
 ) -> str:
-    """An escaped HTML table; numbers are formatted with :func:`fmt`."""
-    head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
+    """An escaped HTML table; numbers are formatted with :func:`fmt`.
+
+    With ``sortable``, clicking a column header sorts the rows (in trusted outputs).
+    """
+    attr = f' onclick="{escape(_SORT_JS)}" style="cursor:pointer"' if sortable else ""
+    head = "".join(f"<th{attr}>{escape(str(h))}</th>" for h in header)
     body = "".join(
         "<tr>" + "".join(f"<td>{escape(fmt(v))}</td>" for v in row) + "</tr>" for row in rows
     )

@@ -19,6 +19,16 @@ def _headline(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.4g}" for k, v in shown)
 
 
+# what later magics add to a version's run, recognised by their metric prefixes
+RECORDED = (("eval.", "evaluation"), ("explain.", "explanation"), ("fairness.", "fairness"),
+            ("compress.", "compression"))
+
+
+def _recorded(metrics: dict[str, float]) -> str:
+    return ", ".join(what for prefix, what in RECORDED
+                     if any(k.startswith(prefix) for k in metrics))
+
+
 def _size(run_tags: dict[str, str]) -> str:
     size = run_tags.get(f"{TAG}model_bytes")
     if not size:
@@ -35,8 +45,8 @@ class VersionsReport(Report):
     """Renders :class:`~aimodel_kernel.engine.versions.VersionList`."""
 
     kind = "versions"
-    header = ("version", "aliases", "created", "model", "task", "data", "metrics", "size",
-              "evaluated")
+    header = ("version", "aliases", "created", "parent", "model", "task", "data", "metrics",
+              "size", "recorded")
 
     def _rows(self) -> list[list[str]]:
         rows = []
@@ -50,12 +60,13 @@ class VersionsReport(Report):
                 v.ref,
                 ", ".join(v.aliases),
                 time.strftime("%Y-%m-%d %H:%M", time.localtime(v.created)),
+                tags.get(f"{TAG}parent", ""),
                 tags.get(f"{TAG}model_class", "").rsplit(".", 1)[-1],
                 task,
                 tags.get(f"{TAG}data.sha256", "")[:10],
                 _headline(v.metrics),
                 _size(tags),
-                "yes" if any(k.startswith("eval.") for k in v.metrics) else "",
+                _recorded(v.metrics),
             ])
         return rows
 
@@ -70,5 +81,6 @@ class VersionsReport(Report):
         return self.summary() + "\n\n" + text_table(self.header, self._rows())
 
     def html_body(self) -> str:
-        table = html_table(self.header, self._rows()) if self.result.versions else ""
+        rows = self._rows()
+        table = html_table(self.header, rows, sortable=True) if rows else ""
         return f'<div class="summary">{escape(self.summary())}</div>{table}'

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,19 +31,83 @@ class TrainState:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def capture(
-    epoch: int, model_state: dict[str, Any], optimizer: Any, generator: Any, meta: dict
-) -> TrainState:
-    """Copy the training state; ``model_state`` must already be a copy of the weights."""
+class StateMirror:
+    """The training state at the last epoch boundary, kept in preallocated tensors.
+
+    :meth:`capture` copies the live weights and optimizer state into buffers allocated once,
+    so keeping the boundary state costs a memcpy per epoch and no allocation. It is what an
+    interrupt restores, and what :meth:`snapshot` hands to the checkpoint writer.
+    """
+
+    def __init__(self) -> None:
+        self.epoch = -1
+        self.model: dict[str, Any] = {}
+        self._optimizer: Any = None
+        self._buffers: list[Any] = []  # the tensors inside self._optimizer, in _tensors order
+        self.rng: dict[str, Any] = {}
+
+    def capture(self, epoch: int, model: Any, optimizer: Any, generator: Any) -> None:
+        import torch
+
+        state = model.state_dict()
+        if self.model.keys() != state.keys():
+            self.model = {k: v.detach().clone() for k, v in state.items()}
+        else:
+            for key, value in state.items():
+                self.model[key].copy_(value.detach())
+        live = optimizer.state_dict()
+        sources = _tensors(live)
+        reusable = (
+            self._optimizer is not None
+            and len(sources) == len(self._buffers)
+            and all(s.shape == d.shape for s, d in zip(sources, self._buffers, strict=True))
+        )
+        if reusable:
+            for dst, src in zip(self._buffers, sources, strict=True):
+                dst.copy_(src)
+            self._optimizer = _clone_tree_without_tensors(live, self._optimizer)
+        else:  # first capture, or the optimizer grew state (after its first step)
+            self._optimizer = _clone_tree(live)
+            self._buffers = _tensors(self._optimizer)
+        self.rng = {"torch": torch.get_rng_state(), "shuffle": generator.get_state()}
+        self.epoch = epoch
+
+    def snapshot(self, meta: dict[str, Any]) -> TrainState:
+        """An independent copy (for a background write) of the captured state."""
+        return TrainState(
+            epoch=self.epoch,
+            model={k: v.clone() for k, v in self.model.items()},
+            optimizer=_clone_tree(self._optimizer),
+            rng=dict(self.rng),
+            meta=meta,
+        )
+
+
+def _tensors(obj: Any) -> list[Any]:
+    """The tensors of a nested structure, in a stable order."""
     import torch
 
-    return TrainState(
-        epoch=epoch,
-        model=model_state,
-        optimizer=_clone_tree(optimizer.state_dict()),
-        rng={"torch": torch.get_rng_state(), "shuffle": generator.get_state()},
-        meta=meta,
-    )
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, dict):
+        return [t for v in obj.values() for t in _tensors(v)]
+    if isinstance(obj, list | tuple):
+        return [t for v in obj for t in _tensors(v)]
+    return []
+
+
+def _clone_tree_without_tensors(live: Any, mirror: Any) -> Any:
+    """``live``'s structure and plain values, with the mirror's tensors in the tensor slots."""
+    import torch
+
+    if isinstance(live, torch.Tensor):
+        return mirror
+    if isinstance(live, dict):
+        return {k: _clone_tree_without_tensors(v, mirror[k]) for k, v in live.items()}
+    if isinstance(live, list | tuple):
+        return type(live)(_clone_tree_without_tensors(v, m)
+                          for v, m in zip(live, mirror, strict=True))
+    return live
 
 
 def _clone_tree(obj: Any) -> Any:
@@ -123,10 +188,17 @@ def read(directory: Path) -> TrainState:
 
 
 class CheckpointWriter:
-    """Writes checkpoints on a background thread; a newer state replaces one not yet written."""
+    """Writes checkpoints on a background thread; a newer state replaces one not yet written.
 
-    def __init__(self, directory: Path) -> None:
+    ``min_interval`` rate-limits writes during training (:meth:`due`), so epochs of a few
+    milliseconds are not dominated by disk writes; the loop always submits the last epoch's
+    state when it is interrupted.
+    """
+
+    def __init__(self, directory: Path, *, min_interval: float = 1.0) -> None:
         self.directory = directory
+        self.min_interval = min_interval
+        self._last_submit = float("-inf")
         self._pending: TrainState | None = None
         self._lock = threading.Condition()
         self._closed = False
@@ -135,7 +207,12 @@ class CheckpointWriter:
         self._thread = threading.Thread(target=self._run, name="aimodel-checkpoint", daemon=True)
         self._thread.start()
 
+    def due(self) -> bool:
+        """Whether enough time has passed since the last submitted checkpoint."""
+        return time.monotonic() - self._last_submit >= self.min_interval
+
     def submit(self, state: TrainState) -> None:
+        self._last_submit = time.monotonic()
         with self._lock:
             self._pending = state
             self._lock.notify()

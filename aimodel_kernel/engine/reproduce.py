@@ -131,6 +131,8 @@ def reproduce(
     framework = record.run_tags.get(f"{TAG}framework", "")
     original = load_version(record.ref, settings=settings) if framework == "sklearn" else None
     fresh = _fresh_model(record, framework, original, model, settings)
+    # every recorded file is checked before anything is trained or recorded
+    theirs = _recorded_weights(record, settings) if framework == "torch" else None
     config = recorded_config(record, name=name or record.name)
     tags = {f"{TAG}reproduces": record.ref}
     if source and source.get("line"):
@@ -139,7 +141,7 @@ def reproduce(
                    source=_recorded_source(record, settings), settings=settings,
                    parent=record.ref, tags=tags)
     if framework == "torch":
-        max_diff = _torch_weight_difference(fresh, _recorded_weights(record, settings))
+        max_diff = _torch_weight_difference(fresh, theirs)
     else:
         max_diff = 0.0 if same_state(fresh, original) else float("inf")
     differences = {
@@ -185,7 +187,7 @@ def _fresh_model(record: VersionRecord, framework: str, original: Any, model: An
         raise InputError(f"{record.ref} has no recorded initial weights; it cannot be retrained "
                          "from the same start")
     directory = get_store(settings).download(record.run_id, MODEL_DIR)
-    verify(directory, {INITIAL_WEIGHTS: expected})
+    verify(directory, _checksums(record))
     fresh = copy.deepcopy(model)
     try:
         fresh.load_state_dict(load_file(str(directory / INITIAL_WEIGHTS)))
@@ -194,6 +196,13 @@ def _fresh_model(record: VersionRecord, framework: str, original: Any, model: An
         raise InputError(f"{type(model).__name__} does not have the architecture of "
                          f"{record.ref}: {first}") from None
     return fresh
+
+
+def _checksums(record: VersionRecord) -> dict[str, str]:
+    """File name to recorded SHA-256 for every model file of a version."""
+    prefix = f"{TAG}sha256."
+    return {key[len(prefix):]: value for key, value in record.run_tags.items()
+            if key.startswith(prefix)}
 
 
 def _recorded_weights(record: VersionRecord, settings: Settings | None) -> dict[str, Any]:

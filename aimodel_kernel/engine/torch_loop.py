@@ -263,6 +263,12 @@ def _monitor_value(config: TrainConfig, metrics: dict[str, float]) -> tuple[floa
     return metrics[key], key == "val_accuracy"
 
 
+def _meta(out: LoopOutcome, best: Any, best_epoch: Any, waited: int) -> dict[str, Any]:
+    """The loop's own state saved with a checkpoint (history and early-stopping counters)."""
+    return {"history": list(out.history), "best": best, "best_epoch": best_epoch,
+            "waited": waited}
+
+
 def run_loop(
     model: Any,
     train: Any,
@@ -291,7 +297,8 @@ def run_loop(
     best_epoch = meta.get("best_epoch")
     waited = meta.get("waited", 0)
     best_state = None
-    last_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    boundary = checkpoints.StateMirror()  # the state at the last epoch end: what a stop restores
+    boundary.capture(start_epoch - 1, model, optimizer, generator)
     report_batches = on_event is not ignore_event
     model.train()
     loop_start = time.perf_counter()
@@ -313,8 +320,10 @@ def run_loop(
                 break
         out.steps += len(losses)
         if stop.is_set():
-            model.load_state_dict(last_state)
+            model.load_state_dict(boundary.model)
             out.status = "interrupted"
+            if writer is not None and boundary.epoch >= start_epoch:
+                writer.submit(boundary.snapshot(_meta(out, best, best_epoch, waited)))
             break
         weights = torch.tensor(sizes, dtype=torch.float32, device=losses[0].device)
         metrics = {"loss": float((torch.stack(losses).float() * weights).sum() / weights.sum())}
@@ -324,7 +333,7 @@ def run_loop(
         metrics["samples_per_second"] = seen / seconds if seconds > 0 else float("nan")
         out.history.append({"epoch": epoch + 1, **metrics})
         out.epochs_completed = epoch + 1
-        last_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        boundary.capture(epoch, model, optimizer, generator)
 
         improved = False
         if config.early_stop is not None:
@@ -332,14 +341,11 @@ def run_loop(
             improved = best is None or (value > best if higher else value < best)
             if improved:
                 best, best_epoch, waited = value, epoch + 1, 0
-                best_state = last_state
+                best_state = {k: v.clone() for k, v in boundary.model.items()}
             else:
                 waited += 1
-        if writer is not None:
-            writer.submit(checkpoints.capture(epoch, last_state, optimizer, generator, {
-                "history": out.history, "best": best, "best_epoch": best_epoch,
-                "waited": waited,
-            }))
+        if writer is not None and writer.due():
+            writer.submit(boundary.snapshot(_meta(out, best, best_epoch, waited)))
         on_event(EpochEnd(epoch + 1, metrics, seconds, metrics["samples_per_second"]))
         if config.early_stop is not None and waited >= config.early_stop:
             out.stopped_early = True

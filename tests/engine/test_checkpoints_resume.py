@@ -137,7 +137,9 @@ def test_checkpoint_roundtrip_and_missing(tmp_path):
     net(torch.randn(4, 8)).sum().backward()
     optimizer.step()
     generator = torch.Generator().manual_seed(3)
-    state = checkpoints.capture(2, clone_state(net), optimizer, generator, {"best": 0.5})
+    mirror = checkpoints.StateMirror()
+    mirror.capture(2, net, optimizer, generator)
+    state = mirror.snapshot({"best": 0.5})
     checkpoints.write(tmp_path / "ck", state)
     back = checkpoints.read(tmp_path / "ck")
     assert back.epoch == 2 and back.meta == {"best": 0.5}
@@ -149,3 +151,33 @@ def test_checkpoint_roundtrip_and_missing(tmp_path):
     assert torch.equal(back.rng["shuffle"], generator.get_state())
     with pytest.raises(InputError, match="no checkpoint"):
         checkpoints.read(tmp_path / "missing")
+
+
+def test_state_mirror_copies_into_the_same_buffers():
+    net = mlp(8, 2, hidden=4)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=0.1)
+    generator = torch.Generator().manual_seed(3)
+
+    def step():
+        optimizer.zero_grad()
+        net(torch.randn(4, 8)).sum().backward()
+        optimizer.step()
+
+    mirror = checkpoints.StateMirror()
+    mirror.capture(-1, net, optimizer, generator)  # before any step: no optimizer state yet
+    step()
+    mirror.capture(0, net, optimizer, generator)
+    weights = {k: v.data_ptr() for k, v in mirror.model.items()}
+    moments = [t.data_ptr() for t in mirror._buffers]
+    at_epoch_0 = clone_state(net)
+    step()  # training goes on: the mirror keeps epoch 0
+    assert weights_equal(mirror.model, at_epoch_0)
+    assert not weights_equal(clone_state(net), at_epoch_0)
+    mirror.capture(1, net, optimizer, generator)
+    assert weights_equal(mirror.model, clone_state(net))
+    # no new allocation on later captures: the same buffers were overwritten
+    assert {k: v.data_ptr() for k, v in mirror.model.items()} == weights
+    assert [t.data_ptr() for t in mirror._buffers] == moments
+    snap = mirror.snapshot({})
+    assert snap.epoch == 1 and all(
+        snap.model[k].data_ptr() != p for k, p in weights.items())  # a snapshot is a copy
