@@ -37,7 +37,10 @@ class TrainConfig:
     deterministic : bool
         ``torch.use_deterministic_algorithms`` and seeded everything; same inputs, same weights.
     checkpoint : bool
-        Write a checkpoint after every epoch (needed for ``resume``).
+        Keep checkpoints (needed for ``resume``): the state at an epoch end, written at most
+        every ``checkpoint_every`` seconds while training and always when it is interrupted.
+    checkpoint_every : float
+        Seconds between two checkpoint writes during training.
     export : bool
         Save a ``torch.export`` program beside the weights so the version loads without the class.
     resume : str, optional
@@ -62,6 +65,7 @@ class TrainConfig:
     monitor: str = "val_loss"
     deterministic: bool = False
     checkpoint: bool = True
+    checkpoint_every: float = 5.0
     export: bool = True
     resume: str | None = None
     name: str | None = None
@@ -77,6 +81,8 @@ class TrainConfig:
             raise InputError(f"--lr must be > 0; got {self.lr}")
         if self.weight_decay < 0:
             raise InputError(f"--weight-decay must be >= 0; got {self.weight_decay}")
+        if not self.checkpoint_every > 0:
+            raise InputError(f"--checkpoint-every must be > 0 seconds; got {self.checkpoint_every}")
         if not 0 <= self.val < 1:
             raise InputError(f"--val must be a fraction in [0, 1); got {self.val}")
         if self.early_stop is not None:

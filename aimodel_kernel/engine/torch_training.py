@@ -229,7 +229,8 @@ def run(model: Any, plan: TorchPlan, config: TrainConfig, *, on_event: EventCall
     was_training = model.training
     writer = None
     if config.checkpoint:
-        writer = checkpoints.CheckpointWriter(plan.checkpoint_root / run_id)
+        writer = checkpoints.CheckpointWriter(plan.checkpoint_root / run_id,
+                                              min_interval=config.checkpoint_every)
     devices = [plan.device.index or 0] if plan.device.type == "cuda" else []
     try:
         with torch.random.fork_rng(devices=devices), _determinism(config.deterministic), \

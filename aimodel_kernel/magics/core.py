@@ -14,7 +14,7 @@ from .resolve import cell_source, resolve, usage_errors
 
 TORCH_ONLY = (
     "epochs", "batch_size", "lr", "weight_decay", "optimizer", "momentum", "loss", "device",
-    "early_stop", "monitor", "resume",
+    "early_stop", "monitor", "resume", "checkpoint_every",
 )
 
 
@@ -72,7 +72,10 @@ class AimodelMagics(Magics):
               help="deterministic algorithms and seeding: same inputs give the same weights")
     @argument("--resume", nargs="?", const="last", metavar="RUN_ID",
               help="PyTorch: continue an interrupted run from its checkpoint")
-    @argument("--no-checkpoint", action="store_true", help="PyTorch: no per-epoch checkpoints")
+    @argument("--no-checkpoint", action="store_true", help="PyTorch: no checkpoints")
+    @argument("--checkpoint-every", type=float, metavar="SECONDS",
+              help="PyTorch: seconds between checkpoint writes while training (5); an "
+                   "interrupt always writes the last completed epoch")
     @argument("--no-export", action="store_true",
               help="PyTorch: save weights only, no torch.export program")
     @argument("--quiet", action="store_true", help="no live progress")
