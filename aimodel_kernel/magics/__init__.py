@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
+
+# (module, class) of every Magics class the extension registers; each module imports only
+# IPython at load, never the engine's heavy dependencies.
+MAGICS = (
+    ("core", "AimodelMagics"),
+    ("lifecycle", "LifecycleMagics"),
+)
 
 
 def load(ipython: Any) -> None:
-    from .core import AimodelMagics
-    from .lifecycle import LifecycleMagics
-
-    ipython.register_magics(AimodelMagics)
-    ipython.register_magics(LifecycleMagics)
+    for module, name in MAGICS:
+        cls = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+        ipython.register_magics(cls)
