@@ -26,6 +26,10 @@ class TrainConfig:
     seed : int, optional
         Seeds the split, shuffling and torch; one is drawn and recorded when not given.
     device : {"auto", "cpu", "cuda", "mps"}
+    devices : int
+        Worker processes for distributed data-parallel training (1: train in the kernel).
+    backend : {"auto", "gloo", "nccl"}
+        ``torch.distributed`` backend for ``devices > 1``: NCCL on GPUs, gloo on CPU.
     class_weight : {None, "balanced"}
         Weight the loss (PyTorch) or set ``class_weight`` (scikit-learn) for imbalanced classes.
     val : float
@@ -64,6 +68,8 @@ class TrainConfig:
     early_stop: int | None = None
     monitor: str = "val_loss"
     deterministic: bool = False
+    devices: int = 1
+    backend: str = "auto"
     checkpoint: bool = True
     checkpoint_every: float = 5.0
     export: bool = True
@@ -89,6 +95,14 @@ class TrainConfig:
             _positive_int("early-stop", self.early_stop)
         if self.seed is not None and not 0 <= self.seed < 2**32:
             raise InputError(f"--seed must be in [0, 2**32); got {self.seed}")
+        _positive_int("devices", self.devices)
+        _choice("backend", self.backend, ("auto", "gloo", "nccl"))
+        if self.devices > 1 and self.batch_size < self.devices:
+            raise InputError(f"--batch-size {self.batch_size} is the global batch, split over "
+                             f"--devices {self.devices}: make it at least {self.devices}")
+        if self.devices > 1 and self.resume:
+            raise InputError("--resume works for one process; multi-process resume is not "
+                             "supported yet")
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("loss", self.loss, LOSSES)
         _choice("device", self.device, DEVICES)

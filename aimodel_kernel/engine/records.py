@@ -86,7 +86,7 @@ def train_params(config: TrainConfig, framework: str, seed: int) -> dict[str, st
     """``train.*`` parameters, defaults included; torch-only options omitted for scikit-learn."""
     torch_only = {
         "epochs", "batch_size", "lr", "weight_decay", "optimizer", "momentum", "loss", "device",
-        "early_stop", "monitor", "checkpoint", "checkpoint_every", "export",
+        "early_stop", "monitor", "checkpoint", "checkpoint_every", "export", "devices", "backend",
     }
     out = {}
     for key, value in config.to_dict().items():

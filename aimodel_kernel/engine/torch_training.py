@@ -46,6 +46,7 @@ class TorchPlan:
     start_epoch: int = 0
     resume_run_id: str | None = None
     resume_state: checkpoints.TrainState | None = None
+    distributed_job: tuple[str, bytes] | None = None  # (backend, pickled job) for devices > 1
 
     def initial_weights(self, run_id: str) -> Path:
         """Where the weights the run started from are kept (for reproducing it)."""
@@ -144,6 +145,10 @@ def prepare(model: Any, data: Data, val: Data | None, task: TaskInfo, config: Tr
     )
     if resume_run is not None:
         _prepare_resume(plan, model, config, resume_run)
+    if config.devices > 1:
+        from .distributed import prepare_job
+
+        plan.distributed_job = prepare_job(model, plan, config)
     return plan
 
 
@@ -224,6 +229,10 @@ def run(model: Any, plan: TorchPlan, config: TrainConfig, *, on_event: EventCall
 
     from .events import stop_on_sigint
 
+    if config.devices > 1:
+        from .distributed import launch
+
+        return launch(model, plan, config, on_event=on_event, stop=stop, run_id=run_id)
     first_param = next(model.parameters())
     home_device = first_param.device
     was_training = model.training

@@ -14,7 +14,7 @@ from .resolve import cell_source, resolve, usage_errors
 
 TORCH_ONLY = (
     "epochs", "batch_size", "lr", "weight_decay", "optimizer", "momentum", "loss", "device",
-    "early_stop", "monitor", "resume", "checkpoint_every",
+    "early_stop", "monitor", "resume", "checkpoint_every", "devices", "backend",
 )
 
 
@@ -60,6 +60,11 @@ class AimodelMagics(Magics):
               help="PyTorch: loss (default: cross-entropy for classes, MSE for regression)")
     @argument("--seed", type=int, help="seed for the split, shuffling and initial state")
     @argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="PyTorch: device")
+    @argument("--devices", type=int, metavar="N",
+              help="PyTorch: train on N worker processes (torch.distributed, DDP); the global "
+                   "batch is split across them")
+    @argument("--backend", choices=["auto", "gloo", "nccl"],
+              help="PyTorch: torch.distributed backend for --devices (NCCL on GPUs, gloo on CPU)")
     @argument("--class-weight", choices=["balanced"], help="weight classes by inverse frequency")
     @argument("--val", type=float, help="fraction of rows held out for validation")
     @argument("--val-data", nargs="+", metavar="NAME",
