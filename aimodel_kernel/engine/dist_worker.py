@@ -30,7 +30,6 @@ class WorkerJob:
     loss: Any
     config: Any
     seed: int
-    backend: str
     progress_interval: float = 0.2
 
 
@@ -117,48 +116,64 @@ class QueueProgress:
         self.queue.put(event)
 
 
-@record
-def worker_main(payload: bytes, queue: Any, stop_request: Any) -> dict[str, Any] | None:
-    """The entry point of every rank; returns the trained weights and history from rank 0."""
-    import cloudpickle
+def _device(backend: str, local_rank: int, local_world: int) -> Any:
+    import torch
+
+    if backend == "nccl":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+        return device
+    # CPU ranks share the cores: give each its share instead of all of them each
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+    return torch.device("cpu")
+
+
+def run_job(job: WorkerJob, events: Any, stop_request: Any, device: Any) -> dict[str, Any]:
+    """Train one job on this rank; every rank returns the (identical) trained weights."""
     import torch
     import torch.distributed as dist
 
     from .torch_loop import make_optimizer, run_loop
 
-    job: WorkerJob = cloudpickle.loads(payload)
-    dist.init_process_group(job.backend)
     rank, world = dist.get_rank(), dist.get_world_size()
+    torch.manual_seed(job.seed + rank)  # dropout differs per rank, reproducibly
+    model = job.model.to(device)
+    ddp = torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None)
+    train = ShardedBatches(job.X, job.y, job.config.batch_size, rank, world, device)
+    val = None
+    if job.val_X is not None:
+        val = ShardedBatches(job.val_X, job.val_y, job.config.batch_size, 0, 1, device)
+    optimizer = make_optimizer(ddp.module, job.config)
+    generator = torch.Generator().manual_seed(job.seed)  # the same permutation everywhere
+    on_event = QueueProgress(events, world, job.progress_interval) if rank == 0 else ignore_event
+    if rank == 0:
+        events.put(RunStarted(None, job.config.epochs, len(train)))
+    stop = CollectiveStop(stop_request)
+    outcome = run_loop(ddp, train, val, job.loss, optimizer, job.config,
+                       generator=generator, on_event=on_event, stop=stop, writer=None)
+    stop.finish()
+    state = {k: v.detach().cpu().clone() for k, v in ddp.module.state_dict().items()}
+    return {"state": state, "outcome": outcome, "world": world}
+
+
+@record
+def pool_main(job_queues: list[Any], events: Any, results: Any, stop_request: Any,
+              backend: str) -> None:
+    """A warm worker: join the process group once, then train each job sent to this rank until
+    ``None`` arrives. An exception ends this worker, and the launcher then ends the others."""
+    import cloudpickle
+    import torch.distributed as dist
+
+    dist.init_process_group(backend)
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", dist.get_world_size()))
+    device = _device(backend, local_rank, local_world)
     try:
-        if job.backend == "nccl":
-            device = torch.device("cuda", local_rank)
-            torch.cuda.set_device(device)
-        else:
-            device = torch.device("cpu")
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(
-                os.environ.get("LOCAL_WORLD_SIZE", world))))
-        torch.manual_seed(job.seed + rank)  # dropout differs per rank, reproducibly
-        model = job.model.to(device)
-        ddp = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[local_rank] if device.type == "cuda" else None)
-        train = ShardedBatches(job.X, job.y, job.config.batch_size, rank, world, device)
-        val = None
-        if job.val_X is not None:
-            val = ShardedBatches(job.val_X, job.val_y, job.config.batch_size, 0, 1, device)
-        optimizer = make_optimizer(ddp.module, job.config)
-        generator = torch.Generator().manual_seed(job.seed)  # the same permutation everywhere
-        on_event = QueueProgress(queue, world, job.progress_interval) if rank == 0 else (
-            ignore_event)
-        if rank == 0:
-            queue.put(RunStarted(None, job.config.epochs, len(train)))
-        stop = CollectiveStop(stop_request)
-        outcome = run_loop(ddp, train, val, job.loss, optimizer, job.config,
-                           generator=generator, on_event=on_event, stop=stop, writer=None)
-        stop.finish()
-        if rank != 0:
-            return None
-        state = {k: v.detach().cpu().clone() for k, v in ddp.module.state_dict().items()}
-        return {"state": state, "outcome": outcome, "world": world}
+        while (payload := job_queues[local_rank].get()) is not None:
+            result = run_job(cloudpickle.loads(payload), events, stop_request, device)
+            if dist.get_rank() == 0:
+                results.put(result)
+            del result
     finally:
         dist.destroy_process_group()

@@ -220,6 +220,37 @@ class AimodelMagics(Magics):
                 log_evaluation_artifact(result, "plots.png", png)
         return report
 
+    # -- %workers ----------------------------------------------------------------------------
+    @magic_arguments()
+    @argument("action", nargs="?", choices=["status", "shutdown"], default="status")
+    @line_magic
+    def workers(self, line: str) -> str:
+        """Show, or shut down, the warm pool of worker processes kept by ``%train --devices N``.
+
+        The first ``--devices N`` call starts N processes; later calls with the same N reuse
+        them. The pool also ends when the kernel exits, and after any failed job.
+
+        Examples
+        --------
+        ::
+
+            %workers
+            %workers shutdown
+        """
+        args = _parse(self.workers, line)
+        import sys
+
+        pool = sys.modules.get("aimodel_kernel.engine.worker_pool")
+        if pool is None:
+            return "no worker pool (none started in this kernel)"
+        if args.action == "shutdown":
+            return "worker pool shut down" if pool.shutdown_pool() else "no worker pool running"
+        status = pool.pool_status()
+        if status is None:
+            return "no worker pool running"
+        return (f"worker pool: {status['devices']} processes ({status['backend']}), "
+                f"{status['jobs']} job(s) run, {'alive' if status['alive'] else 'stopped'}")
+
     # -- %versions ---------------------------------------------------------------------------
     @magic_arguments()
     @argument("name", nargs="?", help="registered model name (all models when omitted)")

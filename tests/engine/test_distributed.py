@@ -119,3 +119,25 @@ def test_nccl_without_gpus_and_an_unpicklable_model_start_nothing(store, digits)
     with pytest.raises(InputError, match="attribute 'lock'"):
         train(model, X, y, TrainConfig(devices=2))
     assert not all_runs(store)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_pool_after_this_module():
+    yield
+    from aimodel_kernel.engine.worker_pool import shutdown_pool
+
+    shutdown_pool()
+
+
+def test_a_second_call_reuses_the_warm_workers(store, digits):
+    from aimodel_kernel.engine.worker_pool import pool_status, shutdown_pool
+
+    X, y = digits
+    shutdown_pool()
+    train(mlp(), X, y, TrainConfig(epochs=1, devices=2))
+    first = workers()
+    assert len(first) == 2 and pool_status()["jobs"] == 1
+    train(mlp(1), X, y, TrainConfig(epochs=1, devices=2))
+    assert workers() == first  # the same two processes trained the second job
+    assert pool_status() == {"devices": 2, "backend": "gloo", "jobs": 2, "alive": True}
+    assert shutdown_pool() and not workers()
