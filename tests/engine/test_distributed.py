@@ -141,3 +141,26 @@ def test_a_second_call_reuses_the_warm_workers(store, digits):
     assert workers() == first  # the same two processes trained the second job
     assert pool_status() == {"devices": 2, "backend": "gloo", "jobs": 2, "alive": True}
     assert shutdown_pool() and not workers()
+
+
+def test_a_stop_request_ends_every_rank_with_the_last_epochs_weights(store, digits):
+    from aimodel_kernel.engine.events import EpochEnd, StopFlag
+
+    X, y = digits
+    stop = StopFlag()
+    seen: list[int] = []
+
+    def on_event(event):
+        if type(event) is EpochEnd:
+            seen.append(event.epoch)
+            stop.set("test")  # the notebook's stop button, as the kernel sees it
+
+    model = mlp()
+    result = train(model, X, y, TrainConfig(epochs=50, batch_size=32, devices=2, name="ddp"),
+                   on_event=on_event, stop=stop)
+    assert result.status == "interrupted"
+    assert 1 <= result.epochs_completed < 50
+    assert seen[-1] == result.epochs_completed  # the weights are those of a finished epoch
+    assert store.run(result.run_id).info.status == "KILLED"
+    assert not store.model_names()  # no version for an interrupted run
+    assert full_loss(model, X, y) < full_loss(mlp(), X, y)  # the module holds trained weights
