@@ -10,6 +10,7 @@ from typing import Any
 MAGICS = (
     ("core", "AimodelMagics"),
     ("lifecycle", "LifecycleMagics"),
+    ("fairness", "FairnessMagics"),
 )
 
 
