@@ -20,7 +20,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _common import machine, table  # noqa: E402
+from _common import machine, table
 
 PLAIN_DDP = r'''
 import sys, time, torch, torch.distributed as dist

@@ -9,3 +9,6 @@ echo "## load";      "$py" bench_load.py
 echo "## train";     "$py" bench_train.py
 echo "## evaluate";  "$py" bench_evaluate.py
 echo "## diff";      "$py" bench_diff.py
+echo "## explain";   "$py" bench_explain.py
+echo "## compress";  "$py" bench_compress.py
+echo "## distributed"; "$py" bench_distributed.py

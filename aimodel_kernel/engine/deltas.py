@@ -129,8 +129,24 @@ def importance_shift(report_a: Any, report_b: Any, *, top: int = 10) -> dict[str
 
 
 def fairness_deltas(ra: Any, rb: Any) -> dict[str, dict[str, Any]] | None:
-    """Per-metric deltas of two ``fairness/report.json`` summaries (``None`` unless both)."""
-    sa, sb = (ra or {}).get("summary"), (rb or {}).get("summary")
+    """Per-metric deltas of two ``fairness/report.json`` reports (``None`` unless both).
+
+    Audits of the same sensitive features are compared like for like (``"sex: <metric>"``);
+    without audits on shared features, the latest summaries are compared.
+    """
+    ra, rb = ra or {}, rb or {}
+    audits_a, audits_b = ra.get("audits") or {}, rb.get("audits") or {}
+    shared = [f for f in audits_a if f in audits_b]
+    if shared:
+        out: dict[str, dict[str, Any]] = {}
+        for feature in shared:
+            for name, entry in _summary_deltas(audits_a[feature], audits_b[feature]).items():
+                out[f"{feature}: {name}"] = entry
+        return out
+    return _summary_deltas(ra.get("summary"), rb.get("summary"))
+
+
+def _summary_deltas(sa: Any, sb: Any) -> dict[str, dict[str, Any]] | None:
     if not isinstance(sa, dict) or not isinstance(sb, dict):
         return None
     return {m: {**delta(sa.get(m), sb.get(m)), "higher_is_better": higher_is_better(m)}

@@ -1,4 +1,5 @@
-"""Pickle-free model files with SHA-256 checks: skops for scikit-learn, safetensors + torch.export.
+"""Pickle-free model files with SHA-256 checks: skops for scikit-learn, safetensors + torch.export,
+and ONNX files (``model.onnx``, written by ``%compress``).
 
 A saved model is a folder holding the model files and ``manifest.json`` (framework, task, file
 checksums). Loading verifies every checksum against the ones the caller recorded elsewhere (the
@@ -21,6 +22,7 @@ MANIFEST = "manifest.json"
 SKOPS_FILE = "model.skops"
 WEIGHTS_FILE = "model.safetensors"
 PROGRAM_FILE = "model.pt2"
+ONNX_FILE = "model.onnx"
 
 
 def sha256_file(path: str | Path) -> str:
@@ -107,6 +109,18 @@ def save_model(
     return SavedModel(directory, checksums, full, size, notes)
 
 
+def save_onnx(source: str | Path, directory: str | Path, *, manifest: dict[str, Any]) -> SavedModel:
+    """Copy an ONNX file into ``directory`` as ``model.onnx`` with its checksum and a manifest
+    (``framework: "onnx"``; ``manifest`` should hold ``task`` and ``source_framework``)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, directory / ONNX_FILE)
+    checksums = {ONNX_FILE: sha256_file(directory / ONNX_FILE)}
+    full = {**manifest, "framework": "onnx", "files": checksums}
+    (directory / MANIFEST).write_text(json.dumps(full, indent=2, default=str))
+    return SavedModel(directory, checksums, full, (directory / ONNX_FILE).stat().st_size)
+
+
 def _qualname(obj: Any) -> str:
     cls = type(obj)
     return f"{cls.__module__}.{cls.__qualname__}"
@@ -183,11 +197,16 @@ def load_model(directory: str | Path, expected: dict[str, str], *, into: Any = N
 
     Returns
     -------
-    A scikit-learn estimator, ``into`` with the weights loaded, or the exported program's module.
+    A scikit-learn estimator, ``into`` with the weights loaded, the exported program's module, or
+    for an ONNX file an :class:`~aimodel_kernel.engine.onnx_export.OnnxModel` (onnxruntime).
     """
     directory = Path(directory)
     verify(directory, expected)
     manifest = read_manifest(directory)
+    if manifest["framework"] == "onnx":
+        from .onnx_export import load_onnx
+
+        return load_onnx(directory / ONNX_FILE, manifest)
     if manifest["framework"] == "sklearn":
         sio = require("skops.io", package="skops", purpose="loading scikit-learn models")
         path = directory / SKOPS_FILE

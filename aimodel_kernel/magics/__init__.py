@@ -11,6 +11,8 @@ MAGICS = (
     ("core", "AimodelMagics"),
     ("lifecycle", "LifecycleMagics"),
     ("fairness", "FairnessMagics"),
+    ("compress", "CompressMagics"),
+    ("explain", "ExplainMagics"),
 )
 
 

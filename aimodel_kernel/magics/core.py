@@ -7,22 +7,16 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Float, Unicode
 
-from .resolve import cell_source, resolve, usage_errors
+from .resolve import cell_source, parse, resolve, usage_errors
 
 TORCH_ONLY = (
     "epochs", "batch_size", "lr", "weight_decay", "optimizer", "momentum", "loss", "device",
     "early_stop", "monitor", "resume", "checkpoint_every", "devices", "backend",
 )
 
-
-def _parse(func: Any, line: str) -> Any:
-    try:
-        return parse_argstring(func, line)
-    except UsageError as exc:
-        raise UsageError(f"{exc}; see %{func.__name__}? for the flags") from None
 
 
 @magics_class
@@ -109,7 +103,7 @@ class AimodelMagics(Magics):
         from ..engine.serialize import framework_of
         from ..engine.training import train
 
-        args = _parse(self.train, line)
+        args = parse(self.train, line)
         model = resolve(self.shell, args.model, "model")
         X = resolve(self.shell, args.X, "X")
         y = resolve(self.shell, args.y, "y") if args.y else None
@@ -206,7 +200,7 @@ class AimodelMagics(Magics):
         from ..display.evaluation_report import EvaluationReport
         from ..engine.evaluation import evaluate, log_evaluation_artifact
 
-        args = _parse(self.evaluate, line)
+        args = parse(self.evaluate, line)
         model = resolve(self.shell, args.model, "model")
         X = resolve(self.shell, args.X, "X")
         y = resolve(self.shell, args.y, "y") if args.y else None
@@ -237,7 +231,7 @@ class AimodelMagics(Magics):
             %workers
             %workers shutdown
         """
-        args = _parse(self.workers, line)
+        args = parse(self.workers, line)
         import sys
 
         pool = sys.modules.get("aimodel_kernel.engine.worker_pool")
@@ -270,7 +264,7 @@ class AimodelMagics(Magics):
         from ..display.versions_report import VersionsReport
         from ..engine.versions import list_versions
 
-        args = _parse(self.versions, line)
+        args = parse(self.versions, line)
         return VersionsReport(list_versions(args.name, settings=self._settings()))
 
 

@@ -6,18 +6,12 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
-from .resolve import cell_source, resolve, usage_errors
+from .resolve import cell_source, parse, resolve, usage_errors
 
 CONSTRAINTS = ("demographic_parity", "equalized_odds", "true_positive_rate_parity")
 
-
-def _parse(func: Any, line: str) -> Any:
-    try:
-        return parse_argstring(func, line)
-    except UsageError as exc:
-        raise UsageError(f"{exc}; see %{func.__name__}? for the flags") from None
 
 
 @magics_class
@@ -108,7 +102,7 @@ class FairnessMagics(Magics):
         from ..display.fairness_report import FairnessReport
         from ..engine.fairness import audit, log_fairness_artifact
 
-        args = _parse(self.fairness, line)
+        args = parse(self.fairness, line)
         if not args.mitigate:
             for flag, value in (("--constraint", args.constraint), ("--name", args.name),
                                 ("--fit-data", args.fit_data)):

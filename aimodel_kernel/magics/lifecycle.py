@@ -6,16 +6,9 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
-from .resolve import cell_source, resolve, usage_errors
-
-
-def _parse(func: Any, line: str) -> Any:
-    try:
-        return parse_argstring(func, line)
-    except UsageError as exc:
-        raise UsageError(f"{exc}; see %{func.__name__}? for the flags") from None
+from .resolve import cell_source, parse, resolve, usage_errors
 
 
 def _data(shell: Any, names: list[str] | None) -> tuple[Any, Any]:
@@ -65,7 +58,7 @@ class LifecycleMagics(Magics):
         from ..display.diff_report import DiffReport
         from ..engine.diff import diff_versions
 
-        args = _parse(self.diff, line)
+        args = parse(self.diff, line)
         X, y = _data(self.shell, args.data)
         return DiffReport(diff_versions(args.a, args.b, X=X, y=y, settings=self._settings(),
                                         log=not args.no_log))
@@ -101,7 +94,7 @@ class LifecycleMagics(Magics):
         from ..engine.reproduce import reproduce
         from ..engine.versions import resolve as resolve_version
 
-        args = _parse(self.reproduce, line)
+        args = parse(self.reproduce, line)
         settings = self._settings()
         record = resolve_version(args.version, settings=settings)
         recorded = self._recorded_names(record)
@@ -127,7 +120,7 @@ class LifecycleMagics(Magics):
         if not line.startswith("%train "):
             return {}
         try:
-            parsed = parse_argstring(AimodelMagics.train, line[len("%train "):])
+            parsed = parse(AimodelMagics.train, line[len("%train "):])
         except UsageError:
             return {}
         return {"model": parsed.model, "X": parsed.X, "y": parsed.y or ""}
@@ -161,7 +154,7 @@ class LifecycleMagics(Magics):
         from ..display.versions_report import VersionsReport
         from ..engine.versions import list_versions, promote
 
-        args = _parse(self.promote, line)
+        args = parse(self.promote, line)
         settings = self._settings()
         record = promote(args.version, args.alias, settings=settings)
         return VersionsReport(list_versions(record.name, settings=settings))

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from IPython.core.error import UsageError
+from IPython.core.magic_arguments import parse_argstring
 
 from ..engine.errors import AimodelError
 
@@ -60,3 +61,25 @@ def usage_errors(method: Callable) -> Callable:
             raise UsageError(str(exc)) from None
 
     return wrapper
+
+
+def strip_comment(line: str) -> str:
+    """The magic line without a trailing ``# comment`` (a ``#`` outside quotes, at the start or
+    after a space), which IPython leaves in a line magic's argument string."""
+    quote = None
+    for i, ch in enumerate(line):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and (i == 0 or line[i - 1].isspace()):
+            return line[:i].rstrip()
+    return line
+
+
+def parse(magic: Callable, line: str) -> Any:
+    """Parse a magic's line with its ``magic_arguments``; errors point at ``%magic?``."""
+    try:
+        return parse_argstring(magic, strip_comment(line))
+    except UsageError as exc:
+        raise UsageError(f"{exc}; see %{magic.__name__}? for the flags") from None

@@ -177,3 +177,13 @@ def test_configured_home(ip, tmp_path, template_db):
     assert r.tracking_uri == f"sqlite:///{home.resolve() / 'mlflow.db'}"
     assert list((home / "artifacts").rglob("model.skops"))
     assert np.array_equal(ip.user_ns["clf"].classes_, [0, 1])
+
+
+def test_a_trailing_comment_on_a_magic_line_is_ignored(ip):
+    from aimodel_kernel.magics.resolve import strip_comment
+
+    assert strip_comment("clf X y --name m  # the baseline") == "clf X y --name m"
+    assert strip_comment('clf "X[:, 0]" y') == 'clf "X[:, 0]" y'
+    assert strip_comment("clf X y --name 'a#b'") == "clf X y --name 'a#b'"
+    result = ip.run_line_magic("train", "clf X y --name commented  # first try")
+    assert result.ref == "commented/1"

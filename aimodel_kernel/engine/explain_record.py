@@ -1,0 +1,87 @@
+"""Recording an explanation on the model's run: ``explain.*`` metrics, ``explain/importance.json``
+(the document ``%diff`` compares), a local explanation's JSON, and the report's plots."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import links
+
+if TYPE_CHECKING:
+    from .explain import ExplainResult
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` in plain JSON types: arrays become lists, NaN and infinities ``None``."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | np.ndarray):
+        return [jsonable(v) for v in obj]
+    obj = obj.item() if isinstance(obj, np.generic) else obj
+    return None if isinstance(obj, float) and not math.isfinite(obj) else obj
+
+
+def _store_for(uri: str | None, store: Any = None) -> Any:
+    from . import tracking
+
+    if store is None:
+        store = tracking.get_store()
+        if uri is not None and store.uri != uri:
+            from ..config import Settings
+
+            store = tracking.get_store(Settings(tracking_uri=uri))
+    return store
+
+
+def importance_record(result: ExplainResult) -> dict[str, Any]:
+    """The ``explain/importance.json`` document that ``%diff`` compares between versions."""
+    return jsonable({
+        "method": f"{result.method}.{result.explainer}",
+        "features": list(result.importance),
+        "importance": list(result.importance.values()),
+        "output": result.output, "sample_size": result.sample_size, "n_rows": result.n_rows,
+        "background_size": result.background_size, "seed": result.seed,
+    })
+
+
+def log_result(model: Any, result: ExplainResult, store: Any = None) -> None:
+    """Log a result onto the run that trained ``model`` (nothing when no run did)."""
+    link = links.lookup(model)
+    if link is None:
+        return
+    result.run_id, result.tracking_uri = link.run_id, link.tracking_uri
+    try:
+        target = _store_for(link.tracking_uri, store)
+        if result.scope == "global":
+            rows = [(f"explain.importance.{f[:200]}", v, None) for f, v in result.top_features()]
+            rows += [("explain.rows", result.sample_size, None),
+                     ("explain.background", result.background_size, None)]
+            target.log_metrics(link.run_id, rows)
+            target.log_dict(link.run_id, importance_record(result), "explain/importance.json")
+        else:
+            result.artifact_dir = f"explain/local/row_{result.row}"
+            target.log_dict(link.run_id, result.to_dict(),
+                            f"{result.artifact_dir}/explanation.json")
+        result.logged = True
+    except Exception as exc:  # the explanation is worth keeping even when the store is down
+        result.logged = False
+        result.notes.append(f"not logged to run {link.run_id}: {exc}")
+        warnings.warn(f"could not log the explanation to run {link.run_id}: {exc}", stacklevel=3)
+
+
+def log_explanation_artifact(
+    result: ExplainResult, name: str, data: bytes, *, store: Any = None
+) -> bool:
+    """Add ``data`` as ``<artifact_dir>/<name>`` (e.g. ``explain/plots.png``) of the result's run.
+
+    Returns ``False`` (and writes nothing) when the result was not logged to a run.
+    """
+    if not result.logged or result.run_id is None:
+        return False
+    _store_for(result.tracking_uri, store).log_bytes(result.run_id, data,
+                                                     f"{result.artifact_dir}/{name}")
+    return True
