@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
+from .plain import plain
 
 TASKS = ("binary", "multiclass", "regression")
 _MAX_CLASSES = 100
@@ -35,7 +36,7 @@ class TaskInfo:
         return len(self.classes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"task": self.task, "classes": [_plain(c) for c in self.classes]}
+        return {"task": self.task, "classes": [plain(c) for c in self.classes]}
 
 
 @dataclass
@@ -56,10 +57,6 @@ class Data:
     def is_torch_data(self) -> bool:
         return self.kind in ("dataset", "loader")
 
-
-def _plain(value: Any) -> Any:
-    """A JSON-friendly Python scalar for a numpy scalar."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _torch():
@@ -287,12 +284,12 @@ def infer_task(y: np.ndarray, task: str = "auto") -> TaskInfo:
             return TaskInfo("regression")
     if len(classes) < 2:
         raise InputError(
-            f"y has a single class ({_plain(classes[0])!r}); a classifier needs at least two"
+            f"y has a single class ({plain(classes[0])!r}); a classifier needs at least two"
         )
     inferred = "binary" if len(classes) == 2 else "multiclass"
     if task == "binary" and inferred != "binary":
         raise InputError(f"--task binary needs two classes; y has {len(classes)}")
-    return TaskInfo(inferred if task == "auto" else task, tuple(_plain(c) for c in classes))
+    return TaskInfo(inferred if task == "auto" else task, tuple(plain(c) for c in classes))
 
 
 def _hash_array(h: Any, arr: np.ndarray) -> None:

@@ -9,12 +9,9 @@ both versions recorded them.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field, fields
 from typing import Any
-
-import numpy as np
 
 from ..config import Settings
 from . import flips
@@ -38,6 +35,7 @@ from .deltas import (
 )
 from .errors import ChecksumError, InputError, NotFoundError
 from .flips import flip_text
+from .plain import jsonable
 from .prediction import predict
 from .serialize import verify
 from .tracking import MODEL_DIR, get_store
@@ -76,16 +74,8 @@ class VersionDiff:
 
     def to_dict(self) -> dict[str, Any]:
         """Everything as plain JSON types (NaN becomes ``None``)."""
-        return _jsonable({f.name: getattr(self, f.name) for f in fields(self)})
+        return jsonable({f.name: getattr(self, f.name) for f in fields(self)})
 
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple | np.ndarray):
-        return [_jsonable(v) for v in obj]
-    obj = obj.item() if isinstance(obj, np.generic) else obj
-    return None if isinstance(obj, float) and not math.isfinite(obj) else obj
 
 
 # -- one side --------------------------------------------------------------------------------

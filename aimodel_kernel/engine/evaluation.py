@@ -15,7 +15,9 @@ import numpy as np
 from . import links
 from .data import TaskInfo
 from .errors import InputError
+from .plain import jsonable
 from .prediction import Predictions, check_labels, is_torch_model, predict, prepare
+from .tracking import store_for
 
 MAX_CURVE_POINTS = 500
 MAX_PLOT_POINTS = 2000
@@ -47,16 +49,8 @@ class EvaluationResult:
     def to_dict(self) -> dict[str, Any]:
         """Everything as plain JSON types (NaN becomes ``None``)."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "tracking_uri"}
-        return _jsonable({**out, "task": self.task.to_dict()})
+        return jsonable({**out, "task": self.task.to_dict()})
 
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple | np.ndarray):
-        return [_jsonable(v) for v in obj]
-    obj = obj.item() if isinstance(obj, np.generic) else obj
-    return None if isinstance(obj, float) and not math.isfinite(obj) else obj
 
 
 def _thin(*arrays: np.ndarray, limit: int = MAX_CURVE_POINTS) -> list[list[float]]:
@@ -352,19 +346,6 @@ def evaluate(
     return result
 
 
-# -- tracking ---------------------------------------------------------------------------------
-def _store_for(uri: str | None, store: Any = None) -> Any:
-    """The given store, else the default one, else (the URI changed since training) the run's."""
-    from . import tracking
-
-    if store is None:
-        store = tracking.get_store()
-        if uri is not None and store.uri != uri:
-            from ..config import Settings
-
-            store = tracking.get_store(Settings(tracking_uri=uri))
-    return store
-
 
 def _log(model: Any, result: EvaluationResult, store: Any) -> None:
     link = links.lookup(model)
@@ -375,7 +356,7 @@ def _log(model: Any, result: EvaluationResult, store: Any) -> None:
         rows += [(f"eval.cv.{k}", v["mean"], None) for k, v in result.cv["metrics"].items()]
     result.run_id, result.tracking_uri = link.run_id, link.tracking_uri
     try:
-        target = _store_for(link.tracking_uri, store)
+        target = store_for(link.tracking_uri, store)
         target.log_metrics(link.run_id, rows)
         result.logged = True
         target.log_dict(link.run_id, result.to_dict(), "evaluation/report.json")
@@ -394,5 +375,5 @@ def log_evaluation_artifact(
     """
     if not result.logged or result.run_id is None:
         return False
-    _store_for(result.tracking_uri, store).log_bytes(result.run_id, data, f"evaluation/{name}")
+    store_for(result.tracking_uri, store).log_bytes(result.run_id, data, f"evaluation/{name}")
     return True

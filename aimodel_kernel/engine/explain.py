@@ -29,7 +29,7 @@ from .explain_inputs import (
     match_class,
     sample_rows,
 )
-from .explain_record import jsonable, log_explanation_artifact, log_result
+from .explain_record import log_explanation_artifact, log_result
 from .explainers import (
     BACKGROUND,
     SLOW,
@@ -39,6 +39,7 @@ from .explainers import (
     shap_module,
     split_pipeline,
 )
+from .plain import jsonable, plain
 from .prediction import check_fitted, is_torch_model, predict, resolve_task
 from .shap_values import Runner, run_rows
 
@@ -247,7 +248,7 @@ def explain(
         probability = float(pred.y_score[0].max())
 
     common = dict(rows=rows, n_rows=n, seed=seed, top=top, row=local,
-                  prediction=_plain(pred.y_pred[0]) if pred is not None and local is not None
+                  prediction=plain(pred.y_pred[0]) if pred is not None and local is not None
                   else None,
                   probability=probability, model_name=label)
     result = None
@@ -290,9 +291,6 @@ def _input_names(model: Any, names: list[str] | None) -> list[str] | None:
     return [str(c) for c in fitted] if fitted is not None else None
 
 
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
 
 def _explained(task: TaskInfo, target: Any, local: int | None, pred: Any, n: int):
     """The class explained for each row, and whether it is each row's predicted class."""
@@ -302,7 +300,7 @@ def _explained(task: TaskInfo, target: Any, local: int | None, pred: Any, n: int
         return [target] * n, False
     if local is None and task.task == "binary":
         return [task.classes[1]] * n, False
-    return [_plain(v) for v in pred.y_pred], local is None
+    return [plain(v) for v in pred.y_pred], local is None
 
 
 def _importance(features: list[str], values: np.ndarray) -> dict[str, float]:

@@ -3,38 +3,17 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from . import links
+from .plain import jsonable
+from .tracking import store_for
 
 if TYPE_CHECKING:
     from .explain import ExplainResult
 
 
-def jsonable(obj: Any) -> Any:
-    """``obj`` in plain JSON types: arrays become lists, NaN and infinities ``None``."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple | np.ndarray):
-        return [jsonable(v) for v in obj]
-    obj = obj.item() if isinstance(obj, np.generic) else obj
-    return None if isinstance(obj, float) and not math.isfinite(obj) else obj
-
-
-def _store_for(uri: str | None, store: Any = None) -> Any:
-    from . import tracking
-
-    if store is None:
-        store = tracking.get_store()
-        if uri is not None and store.uri != uri:
-            from ..config import Settings
-
-            store = tracking.get_store(Settings(tracking_uri=uri))
-    return store
 
 
 def importance_record(result: ExplainResult) -> dict[str, Any]:
@@ -55,7 +34,7 @@ def log_result(model: Any, result: ExplainResult, store: Any = None) -> None:
         return
     result.run_id, result.tracking_uri = link.run_id, link.tracking_uri
     try:
-        target = _store_for(link.tracking_uri, store)
+        target = store_for(link.tracking_uri, store)
         if result.scope == "global":
             rows = [(f"explain.importance.{f[:200]}", v, None) for f, v in result.top_features()]
             rows += [("explain.rows", result.sample_size, None),
@@ -82,6 +61,6 @@ def log_explanation_artifact(
     """
     if not result.logged or result.run_id is None:
         return False
-    _store_for(result.tracking_uri, store).log_bytes(result.run_id, data,
+    store_for(result.tracking_uri, store).log_bytes(result.run_id, data,
                                                      f"{result.artifact_dir}/{name}")
     return True

@@ -20,6 +20,7 @@ import numpy as np
 
 from .data import TaskInfo
 from .errors import InputError, require
+from .plain import plain
 
 KINDS = ("tree", "linear", "gradient", "permutation", "kernel")
 NAMES = {"tree": "TreeExplainer", "linear": "LinearExplainer", "gradient": "DeepExplainer",
@@ -158,7 +159,7 @@ def score_function(est: Any, task: TaskInfo, *, is_torch: bool, proba_only: bool
     frame = _frame_for(est)
     if not task.is_classification:
         return (lambda Z: np.asarray(est.predict(frame(Z)), float)), [None], "prediction"
-    labels = [_plain(c) for c in np.asarray(est.classes_).tolist()]
+    labels = [plain(c) for c in np.asarray(est.classes_).tolist()]
     if hasattr(est, "predict_proba"):
         return (lambda Z: est.predict_proba(frame(Z))), labels, "probability"
     cls = type(est).__name__
@@ -172,6 +173,3 @@ def score_function(est: Any, task: TaskInfo, *, is_torch: bool, proba_only: bool
     raise InputError(f"{cls} has neither predict_proba nor decision_function: there is no "
                      "score to explain")
 
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value

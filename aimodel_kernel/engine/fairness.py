@@ -18,10 +18,11 @@ import numpy as np
 from . import links
 from .data import TaskInfo
 from .errors import InputError, require
-from .evaluation import _jsonable, _store_for
 from .fairness_ci import bootstrap
 from .groups import GroupData, check_groups, sensitive_frame
+from .plain import jsonable
 from .prediction import check_labels, predict, prepare
+from .tracking import store_for
 
 CLASSIFICATION_METRICS = ("count", "selection_rate", "accuracy", "tpr", "fpr", "fnr", "precision")
 REGRESSION_METRICS = ("count", "mae", "rmse", "mean_prediction", "mean_true")
@@ -75,7 +76,7 @@ class FairnessResult:
                if f.name not in ("tracking_uri", "mitigation")}
         out["task"] = self.task.to_dict()
         out["mitigation"] = None if self.mitigation is None else self.mitigation.to_dict()
-        return _jsonable(out)
+        return jsonable(out)
 
 
 # -- metrics -----------------------------------------------------------------------------------
@@ -354,7 +355,7 @@ def log_audit(model: Any, result: FairnessResult, store: Any = None) -> None:
     if link is None:
         return
     result.run_id, result.tracking_uri = link.run_id, link.tracking_uri
-    write_audit(_store_for(link.tracking_uri, store), link.run_id, result)
+    write_audit(store_for(link.tracking_uri, store), link.run_id, result)
 
 
 def write_audit(store: Any, run_id: str, result: FairnessResult) -> None:
@@ -384,5 +385,5 @@ def log_fairness_artifact(result: FairnessResult, name: str, data: bytes, *,
     """
     if not result.logged or result.run_id is None:
         return False
-    _store_for(result.tracking_uri, store).log_bytes(result.run_id, data, f"fairness/{name}")
+    store_for(result.tracking_uri, store).log_bytes(result.run_id, data, f"fairness/{name}")
     return True

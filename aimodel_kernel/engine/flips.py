@@ -11,13 +11,11 @@ import numpy as np
 
 from .data import Data, TaskInfo, check_data, is_dataset, is_frame, is_loader, is_sparse, to_numpy
 from .errors import InputError
+from .plain import plain
 
 REGRESSION_RTOL = 1e-6
 REGRESSION_ATOL = 1e-9
 
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def feature_layout(X: Any) -> tuple[list[int], list[str] | None]:
@@ -104,7 +102,7 @@ def check_tasks(ref_a: str, task_a: TaskInfo, ref_b: str, task_b: TaskInfo) -> N
 def _positions(values: np.ndarray, index: dict[Any, int], missing: int = -1) -> np.ndarray:
     """Each value's position in ``index`` (``missing`` when absent), via the unique values."""
     uniq, inverse = np.unique(values, return_inverse=True)
-    lookup = np.array([index.get(_plain(v), missing) for v in uniq], dtype=np.int64)
+    lookup = np.array([index.get(plain(v), missing) for v in uniq], dtype=np.int64)
     return lookup[inverse.reshape(-1)]
 
 
@@ -129,9 +127,9 @@ def classification_flips(
         ``indices`` (all changed rows), and with ``y`` ``fixed``, ``broke``, ``still_wrong``,
         ``accuracy_a``, ``accuracy_b``.
     """
-    labels = [_plain(c) for c in labels]
+    labels = [plain(c) for c in labels]
     for extra in (np.unique(pred_a), np.unique(pred_b)):
-        labels += [v for v in (_plain(c) for c in extra) if v not in labels]
+        labels += [v for v in (plain(c) for c in extra) if v not in labels]
     index = {c: i for i, c in enumerate(labels)}
     ia, ib = _positions(pred_a, index), _positions(pred_b, index)
     flipped = ia != ib

@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from .data import _plain, is_frame, is_tensor, to_numpy
+from .data import is_frame, is_tensor, to_numpy
 from .errors import InputError
+from .plain import plain
 
 SEPARATOR = ", "
 MAX_LISTED = 5
@@ -43,7 +44,7 @@ class GroupData:
 
 def label_of(values: tuple) -> str:
     """The group label of one combination of feature values."""
-    return SEPARATOR.join(str(_plain(v)) for v in values)
+    return SEPARATOR.join(str(plain(v)) for v in values)
 
 
 def _items(sensitive: Any) -> list[tuple[str | None, Any]]:
@@ -141,7 +142,7 @@ def sensitive_frame(X: Any, sensitive: Any, n: int, *, x_name: str = "X") -> Gro
         label = label_of(row)
         labels.append(label)
         if label not in values:
-            values[label] = dict(zip(columns, (_plain(v) for v in row), strict=True))
+            values[label] = dict(zip(columns, (plain(v) for v in row), strict=True))
     return GroupData(list(columns), frame, np.asarray(labels, dtype=object), values,
                      _ranks(values, columns))
 

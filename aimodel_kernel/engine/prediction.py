@@ -25,6 +25,7 @@ from .data import (
     to_numpy,
 )
 from .errors import InputError, NotFittedError
+from .plain import plain
 
 
 @dataclass
@@ -42,9 +43,6 @@ class Predictions:
     score_kind: str | None = None
     notes: list[str] = field(default_factory=list)
 
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def is_torch_model(model: Any) -> bool:
@@ -85,7 +83,7 @@ def check_fitted(model: Any, name: str | None = None) -> None:
 def _sklearn_task(model: Any) -> TaskInfo | None:
     classes = getattr(model, "classes_", None)
     if classes is not None:
-        classes = tuple(_plain(c) for c in np.asarray(classes).tolist())
+        classes = tuple(plain(c) for c in np.asarray(classes).tolist())
         return TaskInfo("binary" if len(classes) == 2 else "multiclass", classes)
     from sklearn.base import is_regressor
 
@@ -233,7 +231,7 @@ def _predict_sklearn(model: Any, X: Any, task: TaskInfo) -> Predictions:
     else:
         notes.append("no predict_proba or decision_function: no score-based metrics")
         return Predictions(y_pred, None, task, None, notes)
-    model_classes = [_plain(c) for c in np.asarray(model.classes_).tolist()]
+    model_classes = [plain(c) for c in np.asarray(model.classes_).tolist()]
     if model_classes != list(task.classes):
         where = {c: i for i, c in enumerate(model_classes)}
         score = np.zeros((len(raw), task.n_classes))

@@ -25,12 +25,10 @@ from .explainers import (
     score_function,
     shap_module,
 )
+from .plain import plain
 
 _ADDITIVITY = 1e-2
 
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _margin_space(est: Any) -> str:
@@ -75,7 +73,7 @@ class Runner:
             self.space = "model output" if classes else "prediction"
             return
         if kind in ("tree", "linear") and classes:
-            self.labels = [_plain(c) for c in np.asarray(est.classes_).tolist()]
+            self.labels = [plain(c) for c in np.asarray(est.classes_).tolist()]
         if kind == "tree":
             try:
                 self._explainer = shap.TreeExplainer(est)
@@ -249,11 +247,11 @@ def _is_forest(est: Any) -> bool:
 
 
 def _unique(labels: np.ndarray) -> list[Any]:
-    return list(dict.fromkeys(_plain(v) for v in np.asarray(labels, dtype=object).tolist()))
+    return list(dict.fromkeys(plain(v) for v in np.asarray(labels, dtype=object).tolist()))
 
 
 def _equal(labels: np.ndarray, label: Any) -> np.ndarray:
-    return np.array([_plain(v) == label for v in np.asarray(labels, dtype=object).tolist()])
+    return np.array([plain(v) == label for v in np.asarray(labels, dtype=object).tolist()])
 
 
 def run_rows(runner: Runner, Z: Any, wanted: np.ndarray | None, *, label: str = ""):

@@ -301,6 +301,17 @@ def _metric_key(key: str) -> str:
 _stores: dict[tuple[str, str], Store] = {}
 
 
+def store_for(uri: str | None, store: Store | None = None) -> Store:
+    """``store`` if given; else the current settings' store, or, when a run was recorded under
+    another tracking URI (the settings changed since), the store at that URI."""
+    if store is not None:
+        return store
+    current = get_store()
+    if uri is None or current.uri == uri:
+        return current
+    return get_store(Settings(tracking_uri=uri))
+
+
 def get_store(settings: Settings | None = None) -> Store:
     """The :class:`Store` for the current settings, cached per (home, tracking URI)."""
     s = settings or default_settings
