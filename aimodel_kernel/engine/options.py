@@ -44,7 +44,7 @@ class TrainConfig:
         Keep checkpoints (needed for ``resume``): the state at an epoch end, written at most
         every ``checkpoint_every`` seconds while training and always when it is interrupted.
     checkpoint_every : float
-        Seconds between two checkpoint writes during training.
+        Seconds between two checkpoint writes during training; 0 writes one after every epoch.
     export : bool
         Save a ``torch.export`` program beside the weights so the version loads without the class.
     resume : str, optional
@@ -87,8 +87,9 @@ class TrainConfig:
             raise InputError(f"--lr must be > 0; got {self.lr}")
         if self.weight_decay < 0:
             raise InputError(f"--weight-decay must be >= 0; got {self.weight_decay}")
-        if not self.checkpoint_every > 0:
-            raise InputError(f"--checkpoint-every must be > 0 seconds; got {self.checkpoint_every}")
+        if not self.checkpoint_every >= 0:
+            raise InputError(f"--checkpoint-every must be >= 0 seconds (0: after every epoch); "
+                             f"got {self.checkpoint_every}")
         if not 0 <= self.val < 1:
             raise InputError(f"--val must be a fraction in [0, 1); got {self.val}")
         if self.early_stop is not None:

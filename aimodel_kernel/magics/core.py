@@ -73,8 +73,8 @@ class AimodelMagics(Magics):
               help="PyTorch: continue an interrupted run from its checkpoint")
     @argument("--no-checkpoint", action="store_true", help="PyTorch: no checkpoints")
     @argument("--checkpoint-every", type=float, metavar="SECONDS",
-              help="PyTorch: seconds between checkpoint writes while training (5); an "
-                   "interrupt always writes the last completed epoch")
+              help="PyTorch: seconds between checkpoint writes while training (5; 0: after "
+                   "every epoch); an interrupt always writes the last completed epoch")
     @argument("--no-export", action="store_true",
               help="PyTorch: save weights only, no torch.export program")
     @argument("--quiet", action="store_true", help="no live progress")

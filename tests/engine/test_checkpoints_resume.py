@@ -181,3 +181,25 @@ def test_state_mirror_copies_into_the_same_buffers():
     snap = mirror.snapshot({})
     assert snap.epoch == 1 and all(
         snap.model[k].data_ptr() != p for k, p in weights.items())  # a snapshot is a copy
+
+
+def test_checkpoint_cadence_is_time_based_and_zero_means_every_epoch(store, digits, monkeypatch):
+    X, y = digits
+    written: list[int] = []
+    real_write = checkpoints.write
+
+    def recording_write(directory, state):  # the real writer, noting which epochs reach disk
+        written.append(state.epoch)
+        real_write(directory, state)
+
+    monkeypatch.setattr(checkpoints, "write", recording_write)
+    train(mlp(), X[:256], y[:256], TrainConfig(epochs=4, checkpoint_every=0, seed=1))
+    every_epoch = list(written)
+    written.clear()
+    train(mlp(), X[:256], y[:256], TrainConfig(epochs=4, checkpoint_every=3600, seed=1))
+    # the background writer coalesces: with 0 it was asked after each epoch, so the last
+    # epoch is on disk; with an hour between writes a short run writes none
+    assert every_epoch and every_epoch[-1] == 3
+    assert written == []
+    with pytest.raises(InputError, match="checkpoint-every"):
+        TrainConfig(checkpoint_every=-1)
