@@ -15,6 +15,8 @@ HEADLINE = ("eval.accuracy", "val_accuracy", "eval.r2", "val_r2", "eval.roc_auc"
             "train_accuracy", "train_r2", "eval.rmse", "eval.mae", "val_mae", "val_loss", "loss")
 
 
+# metrics that the explanation, fairness and compression sections of a diff compare themselves
+SECTION_METRICS = ("explain.", "fairness.", "compress.")
 # metrics of the machine and the run, not of the model: never counted as a behaviour change
 MACHINE_METRICS = ("fit_seconds", "train_seconds", "samples_per_second", "model_bytes")
 
@@ -185,6 +187,8 @@ def metric_deltas(
 ) -> dict[str, dict[str, Any]]:
     """A delta for every metric of either side, with the evaluations' bootstrap intervals.
 
+    ``explain.*``, ``fairness.*`` and ``compress.*`` metrics are left to their own sections.
+
     Parameters
     ----------
     ma, mb : dict
@@ -201,7 +205,8 @@ def metric_deltas(
     ia = (eval_a or {}).get("intervals") or {}
     ib = (eval_b or {}).get("intervals") or {}
     out = {}
-    for name in sorted(set(ma) | set(mb), key=_metric_order):
+    names = {n for n in (*ma, *mb) if not n.startswith(SECTION_METRICS)}
+    for name in sorted(names, key=_metric_order):
         entry = {**delta(ma.get(name), mb.get(name)),
                  "higher_is_better": higher_is_better(name), "points": is_fraction(name)}
         short = name[len("eval."):] if name.startswith("eval.") else None

@@ -230,3 +230,13 @@ def test_torch_versions(store, digits):
     assert d.flips["labels"] == list(range(10))
     assert d.summary.startswith("d/2 vs d/1: loss ")
     json.dumps(d.to_dict(), allow_nan=False)
+
+
+def test_section_metrics_stay_out_of_the_metric_deltas():
+    from aimodel_kernel.engine.deltas import metric_deltas
+
+    a = {"eval.accuracy": 0.9, "compress.onnx.latency_ms_p50": 1.0, "explain.rows": 100.0}
+    b = {"eval.accuracy": 0.95, "fairness.demographic_parity_difference": 0.1}
+    deltas = metric_deltas(a, b)
+    assert list(deltas) == ["eval.accuracy"]  # the others have sections of their own
+    assert deltas["eval.accuracy"]["delta"] == pytest.approx(0.05)
