@@ -183,3 +183,32 @@ def pool_main(job_queues: list[Any], events: Any, results: Any, stop_request: An
             del result
     finally:
         dist.destroy_process_group()
+
+
+@record
+def job_main(payload: bytes, events: Any, results: Any, stop_request: Any,
+             backend: str) -> None:
+    """A one-shot worker of a multi-node run: join the process group, train, leave.
+
+    Global rank 0 streams progress to its kernel; the local rank 0 of every node puts the
+    trained weights on its own kernel's ``results`` queue, with ``records`` true only on the
+    node that hosts global rank 0 (that node's kernel records the run). The result goes as
+    plain pickle bytes: tensors put on the queue as such would be shared through this
+    process's file descriptors, which are gone once it exits.
+    """
+    import pickle
+
+    import cloudpickle
+    import torch.distributed as dist
+
+    dist.init_process_group(backend)
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    try:
+        device = _device(backend, local_rank, local_world)
+        result = run_job(cloudpickle.loads(payload), events, stop_request, device)
+        if local_rank == 0:
+            result["records"] = dist.get_rank() == 0
+            results.put(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+    finally:
+        dist.destroy_process_group()

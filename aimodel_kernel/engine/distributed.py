@@ -78,6 +78,10 @@ def prepare_job(model: Any, plan: TorchPlan, config: TrainConfig,
                 progress_interval: float = 0.2) -> tuple[str, bytes]:
     """The backend and the pickled job, checked before any run is opened."""
     backend = choose_backend(config)
+    if config.nodes > 1:  # several nodes: multinode.py
+        from .multinode import check_rendezvous
+
+        check_rendezvous(config)
     return backend, _payload(model, plan, config, backend, progress_interval)
 
 
@@ -92,6 +96,10 @@ def launch(model: Any, plan: TorchPlan, config: TrainConfig, *, on_event: EventC
     WorkerFailed
         A rank raised or was killed; every worker has been stopped by then.
     """
+    if config.nodes > 1:  # several nodes: a one-shot launch, no warm pool (multinode.py)
+        from .multinode import launch as launch_nodes
+
+        return launch_nodes(model, plan, config, on_event=on_event, stop=stop, run_id=run_id)
     backend, payload = plan.distributed_job
     result = get_pool(config.devices, backend).run(payload, on_event, stop)
     model.load_state_dict(result["state"])

@@ -30,6 +30,18 @@ class TrainConfig:
         Worker processes for distributed data-parallel training (1: train in the kernel).
     backend : {"auto", "gloo", "nccl"}
         ``torch.distributed`` backend for ``devices > 1``: NCCL on GPUs, gloo on CPU.
+    nodes : int
+        Machines taking part (each runs the same ``%train`` line with ``devices`` processes);
+        above 1 they meet through the elastic launcher's c10d rendezvous at ``rdzv``.
+    node_rank : int
+        This machine's place in ``0 .. nodes - 1``. Node 0 hosts the rendezvous store, so it
+        runs on the machine ``rdzv`` names; the global ranks are assigned by the rendezvous,
+        not by ``node_rank``.
+    rdzv : str, optional
+        ``HOST:PORT`` of the rendezvous (needed when ``nodes > 1``).
+    rdzv_id : str, optional
+        Rendezvous id, the same on every node; derived from the data, model class, seed and
+        sizes when not given.
     class_weight : {None, "balanced"}
         Weight the loss (PyTorch) or set ``class_weight`` (scikit-learn) for imbalanced classes.
     val : float
@@ -51,6 +63,9 @@ class TrainConfig:
         Run id (or ``"last"``) whose checkpoint to continue from.
     name : str, optional
         Register the trained model as a new version of this registered model.
+    export_script : str, optional
+        Write a ``torchrun`` script here (and its job file beside it) instead of training; the
+        script trains on ``devices`` processes by default and records the run when it runs.
     """
 
     task: str = "auto"
@@ -70,11 +85,16 @@ class TrainConfig:
     deterministic: bool = False
     devices: int = 1
     backend: str = "auto"
+    nodes: int = 1
+    node_rank: int = 0
+    rdzv: str | None = None
+    rdzv_id: str | None = None
     checkpoint: bool = True
     checkpoint_every: float = 5.0
     export: bool = True
     resume: str | None = None
     name: str | None = None
+    export_script: str | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -104,6 +124,9 @@ class TrainConfig:
         if self.devices > 1 and self.resume:
             raise InputError("--resume works for one process; multi-process resume is not "
                              "supported yet")
+        self._validate_nodes()
+        if self.export_script is not None and self.resume:
+            raise InputError("--export-script writes a fresh training; it cannot --resume")
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("loss", self.loss, LOSSES)
         _choice("device", self.device, DEVICES)
@@ -116,12 +139,50 @@ class TrainConfig:
 
             check_model_name(self.name)
 
+    @property
+    def distributed(self) -> bool:
+        """Whether training runs on worker processes (several devices or several nodes)."""
+        return self.devices > 1 or self.nodes > 1
+
+    def _validate_nodes(self) -> None:
+        # --- several nodes (multinode.py) ---
+        _positive_int("nodes", self.nodes)
+        if self.nodes == 1:
+            if self.rdzv is not None or self.rdzv_id is not None or self.node_rank != 0:
+                raise InputError("--rdzv, --rdzv-id and --node-rank need --nodes 2 or more")
+            return
+        if not isinstance(self.node_rank, int) or not 0 <= self.node_rank < self.nodes:
+            raise InputError(f"--node-rank must be in 0..{self.nodes - 1} for --nodes "
+                             f"{self.nodes}; got {self.node_rank!r}")
+        if self.rdzv is None:
+            raise InputError(f"--nodes {self.nodes} needs --rdzv HOST:PORT, the address where "
+                             "node 0 hosts the rendezvous")
+        split_endpoint(self.rdzv)
+        if self.seed is None:
+            raise InputError(f"--nodes {self.nodes} needs --seed, the same on every node (each "
+                             "node shuffles and splits its copy of the data with it)")
+        if self.batch_size < self.devices * self.nodes:
+            raise InputError(f"--batch-size {self.batch_size} is the global batch, split over "
+                             f"{self.devices * self.nodes} processes: make it at least that")
+        if self.resume:
+            raise InputError("--resume works for one process; multi-node resume is not "
+                             "supported yet")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
+
+
+def split_endpoint(endpoint: str) -> tuple[str, int]:
+    """``"HOST:PORT"`` as ``(host, port)``; :class:`InputError` when it is not one."""
+    host, sep, port = str(endpoint).rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(f"--rdzv must be HOST:PORT with a port in 1..65535; got {endpoint!r}")
+    return host, int(port)
 
 
 def _positive_int(flag: str, value: Any) -> None:

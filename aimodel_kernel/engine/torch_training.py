@@ -76,6 +76,7 @@ class TorchOutcome:
     checkpoint: str | None
     checkpoint_epoch: int | None
     notes: list[str] = field(default_factory=list)
+    records: bool = True  # False on a worker node of a multi-node run (rank 0's node records)
 
 
 def _first_rows(data: Data, n: int = 2):
@@ -145,7 +146,8 @@ def prepare(model: Any, data: Data, val: Data | None, task: TaskInfo, config: Tr
     )
     if resume_run is not None:
         _prepare_resume(plan, model, config, resume_run)
-    if config.devices > 1:
+    # an export (--export-script) picks its backend on the machine that runs the script
+    if config.distributed and not config.export_script:
         from .distributed import prepare_job
 
         plan.distributed_job = prepare_job(model, plan, config)
@@ -229,7 +231,7 @@ def run(model: Any, plan: TorchPlan, config: TrainConfig, *, on_event: EventCall
 
     from .events import stop_on_sigint
 
-    if config.devices > 1:
+    if config.distributed:
         from .distributed import launch
 
         return launch(model, plan, config, on_event=on_event, stop=stop, run_id=run_id)

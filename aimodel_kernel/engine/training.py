@@ -12,7 +12,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from .links import ModelLink, remember
 from .options import TrainConfig
 from .serialize import framework_of, save_model
 from .tracking import MODEL_DIR, TAG, Store, get_store
+
+if TYPE_CHECKING:
+    from .export_script import ExportReport
 
 
 @dataclass
@@ -100,7 +103,7 @@ def train(
     names: tuple[str, str] = ("X", "y"),
     parent: str | None = None,
     tags: dict[str, str] | None = None,
-) -> TrainResult:
+) -> TrainResult | ExportReport:
     """Train ``model`` in place on ``X``, ``y`` and record the run (and a version) in MLflow.
 
     Parameters
@@ -131,6 +134,8 @@ def train(
     Returns
     -------
     TrainResult
+        Or, with ``config.export_script``, an :class:`~.export_script.ExportReport`: the
+        ``torchrun`` script and job file were written and nothing was trained or recorded.
 
     Raises
     ------
@@ -188,12 +193,18 @@ def train(
         if parent:
             run_tags[f"{TAG}parent"] = parent
         run_tags.update(tags or {})
+        if config.export_script:  # write a torchrun script + job file instead of training
+            from .export_script import write_export
+
+            return write_export(model, plan, config, store=store, params=params, tags=run_tags,
+                                fingerprint=fp, source=source, task=task, seed=seed,
+                                parent=parent)
         run_id = store.start_run(run_name=config.name or type(model).__name__, params=params,
                                  tags=run_tags)
     started = time.perf_counter()
     try:
         if not plan.resume_run_id:
-            _record_inputs(store, run_id, fp, source)
+            record_inputs(store, run_id, fp, source)
         on_event(RunStarted(run_id, plan.epochs, plan.batches_per_epoch, plan.start_epoch))
         outcome = job.run(model, plan, config, on_event=on_event, stop=stop, run_id=run_id)
     except InputError:
@@ -202,19 +213,19 @@ def train(
     except BaseException:
         store.end_run(run_id, "KILLED" if stop.is_set() else "FAILED")
         raise
-    result = TrainResult(
-        model_class=type(model).__name__, framework=framework, task=task, status=outcome.status,
-        run_id=run_id, tracking_uri=store.uri, seed=seed, config=config.to_dict(),
-        fingerprint=fp, history=outcome.history, metrics=outcome.metrics,
-        epochs_completed=outcome.epochs_completed, seconds=time.perf_counter() - started,
-        name=config.name, best_epoch=outcome.best_epoch, stopped_early=outcome.stopped_early,
-        checkpoint=outcome.checkpoint, notes=list(outcome.notes), parent=parent,
-    )
-    try:
-        _finish(store, model, result, plan, config, outcome)
-    except BaseException:
-        store.end_run(run_id, "FAILED")
-        raise
+    if not getattr(outcome, "records", True):  # a worker node of a multi-node run: the node
+        store.discard_run(run_id)              # with global rank 0 records it (multinode.py)
+        result = TrainResult(
+            model_class=type(model).__name__, framework=framework, task=task,
+            status=outcome.status, run_id="", tracking_uri=store.uri, seed=seed,
+            config=config.to_dict(), fingerprint=fp, history=outcome.history,
+            metrics=outcome.metrics, epochs_completed=outcome.epochs_completed,
+            seconds=time.perf_counter() - started, notes=list(outcome.notes), parent=parent)
+        on_event(TrainingEnd(result.status, result.epochs_completed, ""))
+        return result
+    result = complete_run(store, model, plan, config, outcome, run_id=run_id,
+                          framework=framework, task=task, seed=seed, fingerprint=fp,
+                          parent=parent, seconds=time.perf_counter() - started)
     on_event(TrainingEnd(result.status, result.epochs_completed, result.resume_hint or ""))
     remember(model, ModelLink(run_id, store.uri, task, framework, result.name, result.version,
                               tuple(data.feature_names) if data.feature_names else None))
@@ -259,7 +270,8 @@ def rows(data: Data, index: np.ndarray | None) -> tuple[Any, Any]:
     return take_rows(data.X, index), data.y[index]
 
 
-def _record_inputs(store: Store, run_id: str, fp: dict, source: dict[str, str] | None) -> None:
+def record_inputs(store: Store, run_id: str, fp: dict, source: dict[str, str] | None) -> None:
+    """Log the data fingerprint, the environment and the magic line / cell source on a run."""
     store.log_dict(run_id, fp, "data/fingerprint.json")
     store.log_dict(run_id, records.environment(), "environment.json")
     if source:
@@ -267,6 +279,51 @@ def _record_inputs(store: Store, run_id: str, fp: dict, source: dict[str, str] |
             store.log_text(run_id, source["cell"], "source/cell.py")
         if source.get("line"):
             store.log_text(run_id, source["line"], "source/magic.txt")
+
+
+def complete_run(store: Store, model: Any, plan: Any, config: TrainConfig, outcome: Any, *,
+                 run_id: str, framework: str, task: TaskInfo, seed: int,
+                 fingerprint: dict[str, Any], parent: str | None,
+                 seconds: float) -> TrainResult:
+    """Record a finished fit or loop on its open run and end the run.
+
+    Also used by exported ``torchrun`` scripts (:mod:`~aimodel_kernel.engine.export_script`).
+
+    Parameters
+    ----------
+    store : Store
+        The store holding the RUNNING run ``run_id``.
+    model : object
+        The trained model, saved as the run's model files.
+    plan : object
+        ``start_epoch``, ``feature_names``, ``input_spec``, ``example_input``,
+        ``extra_files(run_id)`` and ``resume_hint(run_id, outcome)`` of the training.
+    config : TrainConfig
+    outcome : TorchOutcome or the scikit-learn outcome
+        Status, history and metrics of the training.
+    run_id, framework, task, seed, fingerprint, parent, seconds
+        What :class:`TrainResult` reports.
+
+    Returns
+    -------
+    TrainResult
+        With the registered version when ``config.name`` is set. The run ends FINISHED (KILLED
+        when training was interrupted), or FAILED when recording raises.
+    """
+    result = TrainResult(
+        model_class=type(model).__name__, framework=framework, task=task, status=outcome.status,
+        run_id=run_id, tracking_uri=store.uri, seed=seed, config=config.to_dict(),
+        fingerprint=fingerprint, history=outcome.history, metrics=outcome.metrics,
+        epochs_completed=outcome.epochs_completed, seconds=seconds,
+        name=config.name, best_epoch=outcome.best_epoch, stopped_early=outcome.stopped_early,
+        checkpoint=outcome.checkpoint, notes=list(outcome.notes), parent=parent,
+    )
+    try:
+        _finish(store, model, result, plan, config, outcome)
+    except BaseException:
+        store.end_run(run_id, "FAILED")
+        raise
+    return result
 
 
 def _finish(store: Store, model: Any, result: TrainResult, plan: Any, config: TrainConfig,

@@ -15,6 +15,8 @@ from .resolve import cell_source, parse, resolve, usage_errors
 TORCH_ONLY = (
     "epochs", "batch_size", "lr", "weight_decay", "optimizer", "momentum", "loss", "device",
     "early_stop", "monitor", "resume", "checkpoint_every", "devices", "backend",
+    "nodes", "node_rank", "rdzv", "rdzv_id",  # several nodes (engine/multinode.py)
+    "export_script",  # --export-script (engine/export_script.py)
 )
 
 
@@ -59,6 +61,17 @@ class AimodelMagics(Magics):
                    "batch is split across them")
     @argument("--backend", choices=["auto", "gloo", "nccl"],
               help="PyTorch: torch.distributed backend for --devices (NCCL on GPUs, gloo on CPU)")
+    @argument("--nodes", type=int, metavar="N",
+              help="PyTorch: train across N machines, each running this line with --devices "
+                   "processes (needs --rdzv and --seed)")
+    @argument("--node-rank", type=int, metavar="R",
+              help="PyTorch: this machine's node rank, 0..N-1; node 0 hosts the rendezvous "
+                   "(global ranks are assigned by the rendezvous)")
+    @argument("--rdzv", metavar="HOST:PORT",
+              help="PyTorch: where node 0 hosts the c10d rendezvous for --nodes")
+    @argument("--rdzv-id", metavar="ID",
+              help="PyTorch: rendezvous id, the same on every node (default: derived from the "
+                   "data, model and options)")
     @argument("--class-weight", choices=["balanced"], help="weight classes by inverse frequency")
     @argument("--val", type=float, help="fraction of rows held out for validation")
     @argument("--val-data", nargs="+", metavar="NAME",
@@ -77,6 +90,9 @@ class AimodelMagics(Magics):
                    "every epoch); an interrupt always writes the last completed epoch")
     @argument("--no-export", action="store_true",
               help="PyTorch: save weights only, no torch.export program")
+    @argument("--export-script", metavar="PATH",
+              help="PyTorch: write a torchrun script PATH (+ PATH's .job.pkl) that trains on "
+                   "--devices processes and records the run, instead of training here")
     @argument("--quiet", action="store_true", help="no live progress")
     @line_magic
     @usage_errors
@@ -97,7 +113,10 @@ class AimodelMagics(Magics):
                 --early-stop 3 --name digits-mlp
             %train net train_ds --epochs 5                      # a Dataset of (x, y) pairs
             %train net X y --epochs 20 --resume                # continue the last interrupted run
+            %train net X y --seed 1 --nodes 2 --node-rank 0 --rdzv host0:29400   # on host0;
+            %train net X y --seed 1 --nodes 2 --node-rank 1 --rdzv host0:29400   # on host1
             r = %train clf X y                                 # r.metrics, r.run_id, r.version
+            %train net X y --devices 4 --export-script train.py  # then: torchrun ... train.py
         """
         from ..engine.options import TrainConfig
         from ..engine.serialize import framework_of
@@ -125,7 +144,7 @@ class AimodelMagics(Magics):
         settings = self._settings()
         progress = None
         on_event = _ignore
-        if not args.quiet and framework == "torch":
+        if not args.quiet and framework == "torch" and not args.export_script:
             from ..widgets.progress import TrainingProgress
 
             progress = TrainingProgress(interval=settings.progress_interval,
@@ -141,6 +160,8 @@ class AimodelMagics(Magics):
 
                 progress(TrainingEnd("failed", progress.epoch, str(exc)))
             raise
+        if not hasattr(result, "status"):  # --export-script: an ExportReport, nothing trained
+            return result
         if result.status == "interrupted" and framework == "torch":
             clean = re.sub(r"\s--resume(\s+(?!-)\S+)?", "", line).strip()
             done = result.epochs_completed

@@ -1,0 +1,198 @@
+"""Training across several machines (``--nodes N --node-rank R --rdzv HOST:PORT``).
+
+Every node runs the same ``%train`` line in its own kernel, on its own copy of the data, with
+the same ``--seed``. Each kernel validates and pickles its job as for ``--devices`` (the same
+``prepare``), then starts a one-shot elastic launch of ``devices`` processes that meet the
+other nodes' processes in the launcher's c10d rendezvous at ``HOST:PORT``: no warm pool, since
+the group spans machines. ``--node-rank 0`` hosts the rendezvous store, so it must run on
+``HOST``; the global ranks themselves are assigned by the rendezvous, so ``--node-rank`` only
+decides who hosts the store. The rendezvous id is derived from the training rows, the model
+class, its parameter shapes and the options (or given with ``--rdzv-id``), so kernels that
+would train different things never join the same group.
+
+Global rank 0 streams progress to its kernel; the local rank 0 of every node returns the
+trained weights, so every kernel ends with the trained model. Only the kernel whose node hosts
+global rank 0 records the run and version (:attr:`TorchOutcome.records` is false elsewhere).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import multiprocessing
+import pickle
+import queue as queue_mod
+import socket
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+from .events import EventCallback, StopFlag, stop_on_sigint
+from .options import TrainConfig, split_endpoint
+from .torch_training import TorchOutcome, TorchPlan
+from .worker_pool import WorkerFailed, quiet_launcher, worker_failed
+
+JOIN_TIMEOUT = 600
+"""Seconds a node waits in the rendezvous for the other nodes before giving up."""
+
+WORKER_NODE_NOTE = "worker node: the run is recorded by the node with global rank 0"
+
+# config fields that may differ between nodes without changing what is trained
+_PER_NODE = ("node_rank", "rdzv_id", "device", "name", "checkpoint", "checkpoint_every",
+             "export")
+
+
+def check_rendezvous(config: TrainConfig) -> None:
+    """Refuse, before anything starts, a rendezvous this node cannot take part in.
+
+    Node 0 hosts the store: ``HOST`` must be an address of this machine and ``PORT`` free.
+    Other nodes only need ``HOST`` to resolve.
+
+    Raises
+    ------
+    InputError
+        With a one-line reason.
+    """
+    host, port = split_endpoint(config.rdzv or "")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise InputError(f"--rdzv host {host!r} cannot be resolved: {exc.strerror}") from None
+    if config.node_rank != 0:
+        return
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # ignore TIME_WAIT
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise InputError(f"--rdzv port {port} is already in use on {host}; node 0 "
+                                 "hosts the rendezvous there, so pick a free port") from None
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise InputError(f"--node-rank 0 hosts the rendezvous, so it must run on "
+                                 f"{host} (--rdzv); this machine has no such address") from None
+            raise InputError(f"--rdzv {config.rdzv}: cannot listen there ({exc.strerror})"
+                             ) from None
+
+
+def rendezvous_id(model: Any, plan: TorchPlan, config: TrainConfig) -> str:
+    """``config.rdzv_id``, or one every node derives alike from what it is about to train."""
+    if config.rdzv_id:
+        return config.rdzv_id
+    digest = hashlib.sha256()
+    options = {k: v for k, v in config.to_dict().items() if k not in _PER_NODE}
+    digest.update(json.dumps(options, sort_keys=True, default=str).encode())
+    digest.update(f"{type(model).__module__}.{type(model).__qualname__}".encode())
+    shapes = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
+    digest.update(repr(shapes).encode())
+    for tensor in (plan.train.X, plan.train.y):
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return f"aimodel-{digest.hexdigest()[:32]}"
+
+
+def launch(model: Any, plan: TorchPlan, config: TrainConfig, *, on_event: EventCallback,
+           stop: StopFlag, run_id: str) -> TorchOutcome:
+    """Train with the other nodes and load the trained weights into ``model``.
+
+    Raises
+    ------
+    WorkerFailed
+        A rank on this node failed, or the rendezvous or another node did; this node's
+        workers have been stopped by then.
+    """
+    backend, payload = plan.distributed_job
+    result = _run(payload, backend, config, rendezvous_id(model, plan, config), on_event, stop)
+    model.load_state_dict(result["state"])
+    loop, world = result["outcome"], result["world"]
+    last = loop.history[-1] if loop.history else {}
+    metrics = {k: v for k, v in last.items() if k != "epoch"}
+    if "samples_per_second" in metrics:
+        metrics["samples_per_second"] *= world
+    metrics["train_seconds"] = loop.loop_seconds
+    metrics["world_size"] = float(world)
+    notes = [f"trained on {world} processes over {config.nodes} nodes ({backend})"]
+    if not result["records"]:
+        notes.append(WORKER_NODE_NOTE)
+    return TorchOutcome(
+        status=loop.status, history=loop.history, metrics=metrics,
+        epochs_completed=loop.epochs_completed, best_epoch=loop.best_epoch,
+        stopped_early=loop.stopped_early, checkpoint=None, checkpoint_epoch=None,
+        notes=notes, records=result["records"],
+    )
+
+
+def _run(payload: bytes, backend: str, config: TrainConfig, rdzv_id: str,
+         on_event: EventCallback, stop: StopFlag) -> dict[str, Any]:
+    """One elastic launch of this node's workers; relay events; return local rank 0's result."""
+    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, Std
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    from .dist_worker import job_main
+
+    ctx = multiprocessing.get_context("spawn")
+    events, results, stop_request = ctx.Queue(), ctx.Queue(), ctx.Event()
+    logs = Path(tempfile.mkdtemp(prefix="aimodel-node-"))
+    launch_config = LaunchConfig(
+        min_nodes=config.nodes, max_nodes=config.nodes, nproc_per_node=config.devices,
+        run_id=rdzv_id, rdzv_backend="c10d", rdzv_endpoint=config.rdzv,
+        rdzv_configs={"is_host": config.node_rank == 0, "join_timeout": JOIN_TIMEOUT},
+        max_restarts=0, monitor_interval=0.1, start_method="spawn",
+        logs_specs=DefaultLogsSpecs(log_dir=str(logs), redirects=Std.ALL),
+    )
+    error: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            elastic_launch(launch_config, job_main)(payload, events, results, stop_request,
+                                                    backend)
+        except BaseException as exc:
+            error.append(exc)
+
+    def relay(timeout: float) -> bool:
+        try:
+            event = events.get(timeout=timeout) if timeout else events.get_nowait()
+        except queue_mod.Empty:
+            return False
+        on_event(event)
+        return True
+
+    with quiet_launcher():
+        thread = threading.Thread(target=serve, name="aimodel-node", daemon=True)
+        thread.start()
+    result = None
+    try:
+        with stop_on_sigint(stop), quiet_launcher():
+            while result is None:
+                if stop.is_set():
+                    stop_request.set()
+                relay(0.05)
+                with contextlib.suppress(queue_mod.Empty):
+                    result = results.get_nowait()
+                if result is None and not thread.is_alive():
+                    while relay(0.0):
+                        pass
+                    raise _failure(error, logs)
+            while relay(0.05):  # events still in the pipe
+                pass
+            thread.join()
+    finally:
+        for q in (events, results):
+            q.close()
+    return pickle.loads(result)
+
+
+def _failure(error: list[BaseException], logs: Path) -> BaseException:
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    exc = error[0] if error else None
+    if isinstance(exc, ChildFailedError):
+        return worker_failed(exc, logs)
+    if exc is None:
+        return WorkerFailed("the workers of this node stopped without a result", -1)
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return WorkerFailed(f"the multi-node launch failed: {type(exc).__name__}: {first}", -1)
