@@ -95,7 +95,7 @@ def ours(X, y, epochs: int, batch_size: int, seed: int, home: str) -> tuple[floa
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args()
 
     import torch
@@ -111,17 +111,22 @@ def main() -> None:
         ours(X_train, y_train, 2, batch, 0, home)  # warm-up: store creation, first-step init
         plain_loop(X_train, y_train, 2, batch, 0)
         plain_t, ours_loop, ours_call = [], [], []
-        for r in range(args.rounds):  # interleaved, so machine noise hits both alike
-            t, steps = plain_loop(X_train, y_train, args.epochs, batch, r)
-            plain_t.append(t)
+        # interleaved, and the order alternates: on this machine whichever runs second in a
+        # pair is measurably slower, which would otherwise be charged to one side
+        for r in range(args.rounds):
+            if r % 2 == 0:
+                t, steps = plain_loop(X_train, y_train, args.epochs, batch, r)
             loop, call, _ = ours(X_train, y_train, args.epochs, batch, r, home)
+            if r % 2 == 1:
+                t, steps = plain_loop(X_train, y_train, args.epochs, batch, r)
+            plain_t.append(t)
             ours_loop.append(loop)
             ours_call.append(call)
     base, loop, call = min(plain_t), min(ours_loop), min(ours_call)
     per_step = (loop - base) / steps * 1e3
     print(f"machine: {machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"{steps} steps per run ({args.epochs} epochs x {steps // args.epochs} batches of "
-          f"{batch}), best of {args.rounds} interleaved rounds")
+          f"{batch}), best of {args.rounds} interleaved rounds, order alternating")
     print(table(
         ["measure", "plain loop (s)", "aimodel (s)", "throughput ratio", "overhead ms/step"],
         [["training loop", base, loop, base / loop, per_step],
