@@ -103,6 +103,12 @@ def launch(model: Any, plan: TorchPlan, config: TrainConfig, *, on_event: EventC
     backend, payload = plan.distributed_job
     result = get_pool(config.devices, backend).run(payload, on_event, stop)
     model.load_state_dict(result["state"])
+    return outcome_of(result, f"trained on {result['world']} processes ({backend})")
+
+
+def outcome_of(result: dict[str, Any], note: str) -> TorchOutcome:
+    """The :class:`TorchOutcome` of rank 0's result: its last epoch's metrics, throughput
+    summed over ranks, and the world size."""
     loop = result["outcome"]
     last = loop.history[-1] if loop.history else {}
     metrics = {k: v for k, v in last.items() if k != "epoch"}
@@ -113,6 +119,5 @@ def launch(model: Any, plan: TorchPlan, config: TrainConfig, *, on_event: EventC
     return TorchOutcome(
         status=loop.status, history=loop.history, metrics=metrics,
         epochs_completed=loop.epochs_completed, best_epoch=loop.best_epoch,
-        stopped_early=loop.stopped_early, checkpoint=None, checkpoint_epoch=None,
-        notes=[f"trained on {result['world']} processes ({backend})"],
+        stopped_early=loop.stopped_early, checkpoint=None, checkpoint_epoch=None, notes=[note],
     )

@@ -257,23 +257,13 @@ class ExportRecorder:
 
     def finish(self, model: Any, result: dict[str, Any], backend: str) -> Any:
         """Load rank 0's weights into ``model``, record metrics, model files and version."""
-        from .torch_training import TorchOutcome
+        from .distributed import outcome_of
         from .training import complete_run
 
         b = self.bundle
         model.to("cpu").load_state_dict(result["state"])
-        loop = result["outcome"]
-        last = loop.history[-1] if loop.history else {}
-        metrics = {k: v for k, v in last.items() if k != "epoch"}
-        if "samples_per_second" in metrics:
-            metrics["samples_per_second"] *= result["world"]
-        metrics["train_seconds"] = loop.loop_seconds
-        metrics["world_size"] = float(result["world"])
-        outcome = TorchOutcome(
-            status=loop.status, history=loop.history, metrics=metrics,
-            epochs_completed=loop.epochs_completed, best_epoch=loop.best_epoch,
-            stopped_early=loop.stopped_early, checkpoint=None, checkpoint_epoch=None,
-            notes=[f"trained on {result['world']} processes ({backend}) by an exported script"])
+        outcome = outcome_of(
+            result, f"trained on {result['world']} processes ({backend}) by an exported script")
         return complete_run(self.store, model, b["plan"], b["config"], outcome,
                             run_id=self.run_id, framework="torch", task=b["task"],
                             seed=b["seed"], fingerprint=b["fingerprint"], parent=b["parent"],

@@ -30,6 +30,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .distributed import outcome_of
 from .errors import InputError
 from .events import EventCallback, StopFlag, stop_on_sigint
 from .options import TrainConfig, split_endpoint
@@ -108,22 +109,12 @@ def launch(model: Any, plan: TorchPlan, config: TrainConfig, *, on_event: EventC
     backend, payload = plan.distributed_job
     result = _run(payload, backend, config, rendezvous_id(model, plan, config), on_event, stop)
     model.load_state_dict(result["state"])
-    loop, world = result["outcome"], result["world"]
-    last = loop.history[-1] if loop.history else {}
-    metrics = {k: v for k, v in last.items() if k != "epoch"}
-    if "samples_per_second" in metrics:
-        metrics["samples_per_second"] *= world
-    metrics["train_seconds"] = loop.loop_seconds
-    metrics["world_size"] = float(world)
-    notes = [f"trained on {world} processes over {config.nodes} nodes ({backend})"]
+    outcome = outcome_of(
+        result, f"trained on {result['world']} processes over {config.nodes} nodes ({backend})")
     if not result["records"]:
-        notes.append(WORKER_NODE_NOTE)
-    return TorchOutcome(
-        status=loop.status, history=loop.history, metrics=metrics,
-        epochs_completed=loop.epochs_completed, best_epoch=loop.best_epoch,
-        stopped_early=loop.stopped_early, checkpoint=None, checkpoint_epoch=None,
-        notes=notes, records=result["records"],
-    )
+        outcome.notes.append(WORKER_NODE_NOTE)
+    outcome.records = result["records"]
+    return outcome
 
 
 def _run(payload: bytes, backend: str, config: TrainConfig, rdzv_id: str,
