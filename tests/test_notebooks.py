@@ -52,5 +52,5 @@ def test_quickstart_shows_reports_and_versions(tmp_path: Path, monkeypatch) -> N
     live = [o for o in outputs(nb) if widget_view in o.get("data", {})]
     assert not live
     versions = next(o for o in results if "application/vnd.aimodel.versions.v1+json" in o["data"])
-    listed = versions["data"]["application/vnd.aimodel.versions.v1+json"]["versions"]
+    listed = versions["data"]["application/vnd.aimodel.versions.v1+json"]["data"]["versions"]
     assert {(v["name"], v["version"]) for v in listed} == {("cancer-rf", 1), ("digits-mlp", 1)}

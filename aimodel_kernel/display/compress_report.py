@@ -6,6 +6,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any, ClassVar
 
+from . import view
 from .plots import new_figure, to_png
 from .report import Report
 from .tables import html_table, text_table
@@ -15,27 +16,32 @@ HEADER = ["variant", "size", "× size", "params", "sparsity", "p50 b1 ms", "p95 
           "max |Δ| out", "status"]
 
 
-def _size(n: int | None) -> str:
+def _size(n: int | None) -> view.RichCell | None:
+    """A file size: sorted by bytes, shown in KB or MB."""
     if n is None:
-        return ""
-    return f"{n / 1024:.1f} KB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.2f} MB"
+        return None
+    return view.cell(n, text=f"{n / 1024:.1f} KB" if n < 1024 * 1024
+                     else f"{n / 1024 / 1024:.2f} MB")
 
 
-def _num(value: float | None, fmt: str) -> str:
-    return "" if value is None else format(value, fmt)
+def _num(value: float | None, fmt: str) -> view.RichCell | None:
+    """A measurement: sorted by its value, shown with ``fmt``; missing is empty."""
+    return None if value is None else view.cell(value, text=format(value, fmt))
 
 
 class CompressReport(Report):
     """Shows a :class:`~aimodel_kernel.engine.compress_result.CompressResult`."""
 
     kind: ClassVar[str] = "compress"
+    title: ClassVar[str] = "Compression"
 
-    def _points(self, drop: float | None) -> str:
+    def _points(self, drop: float | None) -> view.RichCell | None:
+        """The metric's change from the original (``-drop``), in points for accuracy."""
         if drop is None:
-            return ""
+            return None
         if self.result.metric == "accuracy":
-            return f"{(0.0 - drop) * 100:+.1f} pt"
-        return f"{0.0 - drop:+.3g}"
+            return view.cell(0.0 - drop, text=f"{(0.0 - drop) * 100:+.1f} pt")
+        return view.cell(0.0 - drop, text=f"{0.0 - drop:+.3g}")
 
     def summary(self) -> str:
         r = self.result
@@ -55,7 +61,30 @@ class CompressReport(Report):
             text += f"\nwritten to {r.export_path}"
         return text
 
+    def view_status(self) -> view.Status:
+        """``error`` when no variant could be built and checked; ``warning`` when some failed
+        or none kept the metric within ``--max-drop``."""
+        r = self.result
+        tried = r.variants[1:]
+        if tried and not any(v.ok for v in tried):
+            return "error"
+        if not all(v.ok for v in tried) or (tried and not r.chosen):
+            return "warning"
+        return "ok"
+
+    def registered(self) -> str | None:
+        r = self.result
+        if not r.versions:
+            return None
+        return ("registered: " + ", ".join(r.versions)
+                + (f" (parent {r.parent})" if r.parent else ""))
+
+    def sections(self) -> list[view.Section]:
+        lines = [self.choice(), *([self.registered()] if self.registered() else [])]
+        return [view.table("Variants", *self.rows()), view.text("Choice", "\n".join(lines))]
+
     def rows(self) -> tuple[list[str], list[list[Any]]]:
+        """Header and one row per variant; numbers stay numbers (shown formatted)."""
         r = self.result
         orig = r.original
         header = [r.metric if h == "METRIC" else h for h in HEADER]
@@ -63,15 +92,16 @@ class CompressReport(Report):
         for v in r.variants:
             d = v.to_dict(orig)
             if not v.ok:
-                rows.append([v.name, *[""] * (len(header) - 2), f"failed: {v.reason}"])
+                rows.append([v.name, *[None] * (len(header) - 2),
+                             view.cell(f"failed: {v.reason}", status="bad")])
                 continue
             rows.append([
                 v.name, _size(v.size_bytes), _num(d.get("size_ratio"), ".2f"),
-                f"{v.params:,}" if v.params else "", _num(v.sparsity, ".0%") if v.params else "",
+                v.params or None, _num(v.sparsity, ".0%") if v.params else None,
                 _num(v.p50(1), ".3f"), _num(d.get("latency_ms_p95"), ".3f"),
                 _num(v.p50(256), ".3f"), _num(d.get("latency_ms_p95_b256"), ".3f"),
                 _num(d.get("speedup_b256"), ".2f"), _num(v.metrics.get(r.metric), ".4f"),
-                "" if v is orig else self._points(v.metric_drop),
+                None if v is orig else self._points(v.metric_drop),
                 _num(v.agreement, ".1%"),
                 _num(v.max_abs_diff, ".2g"), "ok" + (f" → {v.version}" if v.version else ""),
             ])
@@ -80,9 +110,7 @@ class CompressReport(Report):
     def text(self) -> str:
         r = self.result
         parts = [self.summary(), "", text_table(*self.rows()), "", self.choice()]
-        if r.versions:
-            parts.append("registered: " + ", ".join(r.versions)
-                         + (f" (parent {r.parent})" if r.parent else ""))
+        parts += [self.registered()] if r.versions else []
         parts += [f"note: {n}" for n in r.notes]
         return "\n".join(parts)
 
@@ -94,8 +122,7 @@ class CompressReport(Report):
         parts += [f'<div class="{cls}">{escape(line)}</div>'
                   for line in self.choice().splitlines()]
         if r.versions:
-            parts.append(f'<div class="note">registered: {escape(", ".join(r.versions))}'
-                         + (f" (parent {escape(r.parent)})" if r.parent else "") + "</div>")
+            parts.append(f'<div class="note">{escape(self.registered())}</div>')
         parts += [f'<div class="note">{escape(n)}</div>' for n in r.notes]
         return "".join(parts)
 

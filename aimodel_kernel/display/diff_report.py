@@ -1,22 +1,25 @@
 """The report of ``%diff``: a summary line, then one section per kind of change.
 
-Each section is an HTML ``<details>`` element, open when it has something to show, and a titled
-block of the text fallback. The PNG holds the metric changes (relative to A) and, when rows were
-compared, the flip matrix.
+Each section is a :class:`~.diff_part.Part`, drawn three ways: an HTML ``<details>`` element
+(open when it has something to show), a titled block of the text fallback, and the JSON view's
+sections. The PNG holds the metric changes (relative to A) and, when rows were compared, the
+flip matrix.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from html import escape
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ..engine.deltas import MACHINE_METRICS, format_delta, higher_is_better, ordinal
+from . import view
+from .diff_part import Part
 from .plots import new_figure, to_png
 from .report import Report
-from .tables import fmt, text_table
+from .tables import fmt
 
 MAX_ROWS = 20
 MAX_INDICES = 20
@@ -41,6 +44,13 @@ def _value(value: Any) -> str:
     return fmt(value)
 
 
+def _shown(value: Any) -> Any:
+    """A recorded value as a cell: numbers stay numbers; missing is ``—``; lists are text."""
+    if value is None:
+        return view.cell(None, text="—")
+    return _value(value) if isinstance(value, dict | list) else value
+
+
 def _delta_text(name: str, entry: dict[str, Any]) -> str:
     d = entry.get("delta")
     return "" if d is None else format_delta(name, d)
@@ -55,14 +65,10 @@ def _direction(name: str, entry: dict[str, Any]) -> str:
     return "good" if (d > 0) == better else "bad"
 
 
-def _cell(text: str, cls: str = "") -> str:
-    return f'<td class="{cls}">{escape(text)}</td>' if cls else f"<td>{escape(text)}</td>"
-
-
-def _table(header: Sequence[str], rows: Sequence[str]) -> str:
-    """An HTML table from a header and already rendered ``<tr>`` rows."""
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+def _delta_cell(name: str, entry: dict[str, Any]) -> view.RichCell:
+    """The change as a cell: sorted by the delta, shown as ``+1.2 pt``, coloured good/bad."""
+    return view.cell(entry.get("delta"), text=_delta_text(name, entry),
+                     status=_direction(name, entry) or None)
 
 
 def _interval(pair: Any) -> str:
@@ -80,146 +86,121 @@ class DiffReport(Report):
     """Renders :class:`~aimodel_kernel.engine.diff.VersionDiff`."""
 
     kind: ClassVar[str] = "diff"
+    title: ClassVar[str] = "Version diff"
 
-    # -- sections: (title, text, html[, changed]); changed defaults to "text is not empty" ----
-    def _sections(self) -> list[tuple[str, str, str, bool]]:
-        builders: list[Callable[[], tuple | None]] = [
+    def summary_line(self) -> str:
+        return self.result.summary
+
+    def view_notes(self) -> list[str]:
+        r = self.result
+        return [*r.notes, *([f"logged as {r.logged_to} on {r.b}"] if r.logged_to else [])]
+
+    def parts(self) -> list[Part]:
+        """Every section in the order shown; sections that do not apply are left out."""
+        builders: list[Callable[[], Part | None]] = [
             self._params, self._code, self._data, self._environment, self._lineage,
             self._metrics, self._per_class, self._confusion, self._flips, self._importance,
             self._fairness, self._compression, self._model_size,
         ]
-        out = []
-        for build in builders:
-            section = build()
-            if section is not None:
-                out.append((*section[:3], section[3] if len(section) > 3 else bool(section[1])))
-        return out
+        return [part for build in builders if (part := build()) is not None]
 
-    def _params(self):
+    def sections(self) -> list[view.Section]:
+        return [section for part in self.parts() for section in part.sections()]
+
+    def _sides(self, first: str) -> list[str]:
+        return [first, self.result.a, self.result.b]
+
+    def _params(self) -> Part:
         p = self.result.params
-        header = ["parameter", self.result.a, self.result.b]
-        rows = [[k, _value(v["a"]), _value(v["b"])] for k, v in p.items()]
-        html = _table(header, [
-            f"<tr>{_cell(k)}<td><del>{escape(a)}</del></td>{_cell(b, 'good')}</tr>"
-            for k, a, b in rows
-        ])
-        return f"Changed parameters ({len(p)})", text_table(header, rows) if p else "", html
+        rows = [[k, _shown(v["a"]), _shown(v["b"])] for k, v in p.items()]
+        return Part(f"Changed parameters ({len(p)})", table=(self._sides("parameter"), rows),
+                    strike=True)
 
-    def _code(self):
+    def _code(self) -> Part:
         code = self.result.code
-        lines = [line for part in ("magic", "cell") for line in code.get(part, [])]
-        if not lines:
-            return "Code", "", ""
+        return Part("Code", code=[line for part in ("magic", "cell")
+                                  for line in code.get(part, [])])
 
-        def css(line: str) -> str:
-            if line.startswith(("+++", "---", "@@")):
-                return "hunk"
-            return {"+": "add", "-": "rem"}.get(line[:1], "")
-
-        html = '<pre class="aimodel-diff">' + "\n".join(
-            f'<span class="{css(line)}">{escape(line)}</span>' for line in lines
-        ) + "</pre>"
-        return "Code", "\n".join(lines), html
-
-    def _data(self):
+    def _data(self) -> Part | None:
         d = self.result.data
         if not d:
             return None
         a, b = d["a"], d["b"]
-        head = "same training data" if d["same"] else "different training data"
-        rows = [["sha256", (a.get("sha256") or "")[:12], (b.get("sha256") or "")[:12]],
-                ["shape", _value(a.get("shape")), _value(b.get("shape"))]]
+        rows: list[list[Any]] = [
+            ["sha256", (a.get("sha256") or "")[:12], (b.get("sha256") or "")[:12]],
+            ["shape", _value(a.get("shape")), _value(b.get("shape"))]]
         if d.get("columns"):
             rows.append(["columns added", "", ", ".join(d["columns"]["added"])])
             rows.append(["columns removed", ", ".join(d["columns"]["removed"]), ""])
         for label, c in list((d.get("class_balance") or {}).items())[:MAX_ROWS]:
-            rows.append([f"class {label}", f"{c['a']:,} ({c['a_share']:.1%})",
-                         f"{c['b']:,} ({c['b_share']:.1%})"])
-        header = ["", self.result.a, self.result.b]
-        html = f"<div>{escape(head)}</div>" + _table(
-            header, [f"<tr>{''.join(_cell(str(c)) for c in row)}</tr>" for row in rows])
-        title = "Data" + ("" if d["same"] else " (changed)")
-        return title, head + "\n" + text_table(header, rows), html, not d["same"]
+            rows.append([f"class {label}",
+                         view.cell(c["a"], text=f"{c['a']:,} ({c['a_share']:.1%})"),
+                         view.cell(c["b"], text=f"{c['b']:,} ({c['b_share']:.1%})")])
+        head = "same training data" if d["same"] else "different training data"
+        return Part("Data" + ("" if d["same"] else " (changed)"), lines=[head],
+                    table=(self._sides(""), rows), changed=not d["same"], sortable=False)
 
-    def _environment(self):
+    def _environment(self) -> Part:
         env = self.result.environment
-        header = ["package", self.result.a, self.result.b]
-        rows = [[k, _value(v["a"]), _value(v["b"])] for k, v in env.items()]
-        html = _table(header, [
-            f"<tr>{_cell(k)}<td><del>{escape(a)}</del></td>{_cell(b, 'good')}</tr>"
-            for k, a, b in rows
-        ])
-        return f"Environment ({len(env)})", text_table(header, rows) if env else "", html
+        rows = [[k, _shown(v["a"]), _shown(v["b"])] for k, v in env.items()]
+        return Part(f"Environment ({len(env)})", table=(self._sides("package"), rows),
+                    strike=True)
 
-    def _lineage(self):
+    def _lineage(self) -> Part:
         lin = self.result.lineage
         if not lin or not (lin.get("a") or lin.get("b")):
-            return "Lineage", "", ""
+            return Part("Lineage")
         lines = [f"{self.result.a} ← " + (" ← ".join(lin["a"]) or "(no parent)"),
                  f"{self.result.b} ← " + (" ← ".join(lin["b"]) or "(no parent)")]
         if lin.get("relation"):
             lines.append(lin["relation"])
         for side, ref in (lin.get("unresolved") or {}).items():
             lines.append(f"parent {ref} of {getattr(self.result, side)} is not in the store")
-        html = "".join(f"<div>{escape(x)}</div>" for x in lines)
-        return "Lineage", "\n".join(lines), html
+        return Part("Lineage", lines=lines)
 
-    def _metrics(self):
+    def _metrics(self) -> Part:
         metrics = self.result.metrics
         ci = any("interval_a" in m for m in metrics.values())
-        header = ["metric", self.result.a, self.result.b, "change"]
-        header += ["95% CI A", "95% CI B"] if ci else []
-        rows, html_rows = [], []
+        header = [*self._sides("metric"), "change", *(["95% CI A", "95% CI B"] if ci else [])]
+        rows = []
         for name, m in metrics.items():
             extra = [_interval(m.get("interval_a")), _interval(m.get("interval_b"))] if ci else []
-            row = [name, _value(m["a"]), _value(m["b"]), _delta_text(name, m), *extra]
-            rows.append(row)
-            html_rows.append("<tr>" + "".join(
-                _cell(c, _direction(name, m) if i == 3 else "") for i, c in enumerate(row)
-            ) + "</tr>")
+            rows.append([name, _shown(m["a"]), _shown(m["b"]), _delta_cell(name, m), *extra])
         changed = sum(1 for name, m in metrics.items()
                       if (m["delta"] or m["delta"] is None) and name not in MACHINE_METRICS)
-        title = f"Metrics ({changed} changed)"
-        return title, text_table(header, rows) if rows else "", _table(header, html_rows), changed
+        return Part(f"Metrics ({changed} changed)", table=(header, rows), changed=bool(changed))
 
-    def _per_class(self):
+    def _per_class(self) -> Part | None:
         pc = self.result.per_class
         if not pc:
             return None
         names = [m for m in ("precision", "recall", "f1", "roc_auc")
                  if any(m in v for v in pc.values())]
         header = ["class", *[f"{m} change" for m in names], "support"]
-        rows, html_rows = [], []
+        rows = []
         for label, v in list(pc.items())[:MAX_ROWS]:
             sup = v.get("support", {})
-            cells = [(_delta_text(m, v[m]) if m in v else "",
-                      _direction(m, v[m]) if m in v else "") for m in names]
-            support = f"{_value(sup.get('a'))} → {_value(sup.get('b'))}"
-            rows.append([label, *[c for c, _ in cells], support])
-            html_rows.append(f"<tr>{_cell(label)}" + "".join(_cell(c, k) for c, k in cells)
-                             + f"{_cell(support)}</tr>")
-        more = f"\n(first {MAX_ROWS} of {len(pc)} classes)" if len(pc) > MAX_ROWS else ""
-        return "Per class", text_table(header, rows) + more, _table(header, html_rows)
+            rows.append([label, *[_delta_cell(m, v[m]) if m in v else None for m in names],
+                         f"{_value(sup.get('a'))} → {_value(sup.get('b'))}"])
+        more = [f"(first {MAX_ROWS} of {len(pc)} classes)"] if len(pc) > MAX_ROWS else []
+        return Part("Per class", table=(header, rows), more=more)
 
-    def _confusion(self):
+    def _confusion(self) -> Part | None:
         c = self.result.confusion
         if not c:
             return None
         labels, m = _matrix(c["labels"], c["delta"])
         if not labels:
-            return "Confusion change", "", ""
+            return Part("Confusion change")
         header = ["true \\ predicted", *[str(x) for x in labels]]
-        rows = [[str(t), *[f"{v:+d}" if v else "0" for v in row]]
-                for t, row in zip(labels, m.tolist(), strict=True)]
-        html_rows = []
-        for i, row in enumerate(m.tolist()):
-            cells = [_cell(f"{v:+d}" if v else "0",
-                           "" if not v else ("good" if (v > 0) == (i == j) else "bad"))
-                     for j, v in enumerate(row)]
-            html_rows.append(f"<tr>{_cell(str(labels[i]))}{''.join(cells)}</tr>")
-        return "Confusion change (B − A)", text_table(header, rows), _table(header, html_rows)
+        rows = [[str(t), *[view.cell(v, text=f"{v:+d}" if v else "0",
+                                     status=("good" if (v > 0) == (i == j) else "bad") if v
+                                     else None)
+                           for j, v in enumerate(row)]]
+                for i, (t, row) in enumerate(zip(labels, m.tolist(), strict=True))]
+        return Part("Confusion change (B − A)", table=(header, rows), sortable=False)
 
-    def _flips(self):
+    def _flips(self) -> Part | None:
         f = self.result.flips
         if not f:
             return None
@@ -240,55 +221,42 @@ class DiffReport(Report):
         if shown:
             more = f" … ({len(f['indices']) - len(shown):,} more)" if k > len(shown) else ""
             lines.append("rows: " + ", ".join(str(i) for i in shown) + more)
-        text, html = "\n".join(lines), "".join(f"<div>{escape(x)}</div>" for x in lines)
+        part = Part(f"Prediction flips ({k:,})", lines=lines, sortable=False)
         if f["kind"] == "classification" and k:
             labels, m = _matrix(f["labels"], f["matrix"])
-            header = ["A \\ B", *[str(x) for x in labels]]
-            rows = [[str(t), *row] for t, row in zip(labels, m.tolist(), strict=True)]
-            text += "\n\nflip matrix (A's class → B's class)\n" + text_table(header, rows)
-            html += "<div>flip matrix (A's class → B's class)</div>" + _table(
-                header, [f"<tr>{''.join(_cell(fmt(c)) for c in r)}</tr>" for r in rows])
-        return f"Prediction flips ({k:,})", text, html
+            part.table = (["A \\ B", *[str(x) for x in labels]],
+                          [[str(t), *row] for t, row in zip(labels, m.tolist(), strict=True)])
+            part.caption = "flip matrix (A's class → B's class)"
+        return part
 
-    def _importance(self):
+    def _importance(self) -> Part | None:
         imp = self.result.importance
         if not imp:
             return None
-        header = ["feature", "rank A", "rank B", "change"]
-        rows, html_rows = [], []
-        for m in imp["moved"][:MAX_ROWS]:
-            arrow = f"↑{m['change']}" if m["change"] > 0 else f"↓{-m['change']}"
-            row = [m["feature"], ordinal(m["rank_a"]), ordinal(m["rank_b"]), arrow]
-            rows.append(row)
-            cls = "good" if m["change"] > 0 else "bad"
-            html_rows.append("<tr>" + "".join(_cell(c, cls if i == 3 else "")
-                                              for i, c in enumerate(row)) + "</tr>")
+        rows = [[m["feature"], view.cell(m["rank_a"], text=ordinal(m["rank_a"])),
+                 view.cell(m["rank_b"], text=ordinal(m["rank_b"])),
+                 view.cell(m["change"], status="good" if m["change"] > 0 else "bad",
+                           text=f"↑{m['change']}" if m["change"] > 0 else f"↓{-m['change']}")]
+                for m in imp["moved"][:MAX_ROWS]]
         lines = [imp["headline"] or "the importance ranking is unchanged"]
-        changed = bool(imp["moved"] or imp["only_a"] or imp["only_b"])
         for side in ("a", "b"):
             if imp[f"only_{side}"]:
                 lines.append(f"only in {side.upper()}: " + ", ".join(imp[f"only_{side}"][:10]))
-        text = "\n".join(lines) + ("\n" + text_table(header, rows) if rows else "")
-        html = "".join(f"<div>{escape(x)}</div>" for x in lines)
-        html += _table(header, html_rows) if rows else ""
-        return "Importance ranking", text, html, changed
+        return Part("Importance ranking", lines=lines,
+                    table=(["feature", "rank A", "rank B", "change"], rows),
+                    changed=bool(imp["moved"] or imp["only_a"] or imp["only_b"]))
 
-    def _deltas(self, title: str, entries: dict[str, dict[str, Any]], first: str):
-        header = [first, self.result.a, self.result.b, "change"]
-        rows = [[k, _value(e["a"]), _value(e["b"]), _delta_text(k, e)] for k, e in entries.items()]
-        html = _table(header, [
-            "<tr>" + "".join(_cell(c, _direction(k, e) if i == 3 else "")
-                             for i, c in enumerate(r)) + "</tr>"
-            for r, (k, e) in zip(rows, entries.items(), strict=True)
-        ])
+    def _deltas(self, title: str, entries: dict[str, dict[str, Any]], first: str) -> Part:
+        rows = [[k, _shown(e["a"]), _shown(e["b"]), _delta_cell(k, e)]
+                for k, e in entries.items()]
         changed = any(e["delta"] or e["delta"] is None for e in entries.values())
-        return title, text_table(header, rows) if rows else "", html, changed
+        return Part(title, table=([*self._sides(first), "change"], rows), changed=changed)
 
-    def _fairness(self):
+    def _fairness(self) -> Part | None:
         fair = self.result.fairness
         return None if fair is None else self._deltas("Fairness", fair, "metric")
 
-    def _compression(self):
+    def _compression(self) -> Part | None:
         comp = self.result.compression
         if comp is None:
             return None
@@ -296,32 +264,32 @@ class DiffReport(Report):
                 for variant, measures in comp["variants"].items() for k, e in measures.items()}
         return self._deltas("Compression", flat, "variant / measure")
 
-    def _model_size(self):
+    def _model_size(self) -> Part | None:
         s = self.result.model_size
         if not s:
             return None
         line = f"{s['a']:,} → {s['b']:,} bytes ({s['delta']:+,}"
         line += f", ×{s['ratio']:.2f})" if s.get("ratio") else ")"
-        cls = "" if not s["delta"] else ("bad" if s["delta"] > 0 else "good")
-        return "Model file size", line, f'<div class="{cls}">{escape(line)}</div>'
+        tone = "" if not s["delta"] else ("bad" if s["delta"] > 0 else "good")
+        return Part("Model file size", lines=[line], tone=tone)
 
     # -- renderers -----------------------------------------------------------------------------
     def text(self) -> str:
         r = self.result
         parts = [r.summary]
         parts += [f"note: {n}" for n in r.notes]
-        for title, text, _, _changed in self._sections():
-            parts += ["", f"== {title} ==", text or "(no change)"]
+        for part in self.parts():
+            parts += ["", f"== {part.title} ==", part.text() or "(no change)"]
         return "\n".join(parts)
 
     def html_body(self) -> str:
         r = self.result
         parts = [DIFF_STYLE, f'<div class="summary">{escape(r.summary)}</div>']
         parts += [f'<div class="note">{escape(n)}</div>' for n in r.notes]
-        for title, text, html, changed in self._sections():
-            is_open = " open" if changed else ""
-            body = html if text else '<div class="note">no change</div>'
-            parts.append(f"<details{is_open}><summary>{escape(title)}</summary>{body}</details>")
+        for part in self.parts():
+            is_open = " open" if part.open else ""
+            parts.append(f"<details{is_open}><summary>{escape(part.title)}</summary>"
+                         f"{part.html()}</details>")
         if r.logged_to:
             parts.append(f'<div class="note">logged as {escape(r.logged_to)} on {r.b}</div>')
         return "".join(parts)

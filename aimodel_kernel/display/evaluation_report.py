@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from . import view
 from .plots import new_figure, to_png
 from .report import Report
 from .tables import fmt, html_table, text_table
@@ -44,6 +45,7 @@ class EvaluationReport(Report):
     """Shows an :class:`~aimodel_kernel.engine.evaluation.EvaluationResult`."""
 
     kind: ClassVar[str] = "evaluation"
+    title: ClassVar[str] = "Evaluation"
 
     # -- pieces --------------------------------------------------------------------------------
     def summary(self) -> str:
@@ -94,6 +96,22 @@ class EvaluationReport(Report):
         ]
         return header, rows
 
+    def confusion_rows(self) -> tuple[list[str], list[list[Any]]] | None:
+        r = self.result
+        if r.confusion is None or len(r.labels) > MAX_TABLE_CLASSES:
+            return None
+        header = ["true \\ predicted", *[str(c) for c in r.labels]]
+        return header, [[str(c), *row] for c, row in zip(r.labels, r.confusion, strict=True)]
+
+    def sections(self) -> list[view.Section]:
+        out: list[view.Section] = [view.table("Metrics", *self.metric_rows())]
+        if self.result.per_class:
+            out.append(view.table("Per class", *self.per_class_rows()))
+        confusion = self.confusion_rows()
+        if confusion:
+            out.append(view.table("Confusion matrix", *confusion, sortable=False, open=False))
+        return out
+
     # -- renderers -----------------------------------------------------------------------------
     def text(self) -> str:
         header, rows = self.metric_rows()
@@ -109,10 +127,9 @@ class EvaluationReport(Report):
         if r.per_class:
             parts.append(html_table(*self.per_class_rows(), caption="Per class"))
         if r.confusion is not None:
-            if len(r.labels) <= MAX_TABLE_CLASSES:
-                header = ["true \\ predicted", *[str(c) for c in r.labels]]
-                rows = [[str(c), *row] for c, row in zip(r.labels, r.confusion, strict=True)]
-                parts.append(html_table(header, rows, caption="Confusion matrix"))
+            confusion = self.confusion_rows()
+            if confusion:
+                parts.append(html_table(*confusion, caption="Confusion matrix"))
             else:
                 parts.append(
                     f'<div class="note">{len(r.labels)} classes: the confusion matrix is in the '

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .mime import mime_type
+from . import view
 from .plots import new_figure, to_png
 from .report import Report
 from .tables import fmt, html_table, text_table
@@ -31,6 +31,10 @@ class ExplainReport(Report):
     """Shows an :class:`~aimodel_kernel.engine.explain.ExplainResult`."""
 
     kind: ClassVar[str] = "explain"
+    title: ClassVar[str] = "Explanation"
+    # a global explanation's per-row arrays stay in r.values, out of the notebook
+    PER_ROW: ClassVar[tuple[str, ...]] = ("values", "data", "base_values", "explained", "rows",
+                                          "background_rows")
 
     # -- pieces --------------------------------------------------------------------------------
     def summary(self) -> str:
@@ -95,10 +99,34 @@ class ExplainReport(Report):
         return (f"base value {fmt(r.base_value)} + contributions {fmt(float(r.values[0].sum()))} "
                 f"= {fmt(total)} ({r.space})")
 
+    def _caption(self) -> str:
+        return "Top features" if self.result.scope == "global" else f"Row {self.result.row}"
+
+    def _after_table(self) -> list[str]:
+        """The lines under the table: how the contributions add up, and what is not shown."""
+        return [line for line in (self._total(), self._more()) if line]
+
+    # -- the structured view -------------------------------------------------------------------
+    def sections(self) -> list[view.Section]:
+        out: list[view.Section] = [view.table(self._caption(), *self.table())]
+        if self._after_table():
+            out.append(view.text("Reading it", "\n".join(self._after_table())))
+        return out
+
+    def view_notes(self) -> list[str]:
+        return [self._why(), *self.result.notes]
+
+    def payload(self) -> dict[str, Any]:
+        """The view, with a global explanation's per-row arrays left in ``r.values`` only."""
+        out = super().payload()
+        if self.result.scope == "global":
+            out["data"] = {k: v for k, v in out["data"].items() if k not in self.PER_ROW}
+        return out
+
     # -- renderers -----------------------------------------------------------------------------
     def text(self) -> str:
         parts = [self.summary(), self._why(), "", text_table(*self.table())]
-        parts += [line for line in (self._more(), self._total()) if line]
+        parts += self._after_table()
         parts += [f"note: {n}" for n in self.result.notes]
         return "\n".join(parts)
 
@@ -107,20 +135,9 @@ class ExplainReport(Report):
         parts = [f'<div class="summary">{escape(self.summary())}</div>',
                  f'<div class="note">{escape(self._why())}</div>']
         parts += [f'<div class="note">{escape(n)}</div>' for n in r.notes]
-        caption = "Top features" if r.scope == "global" else f"Row {r.row}"
-        parts.append(html_table(*self.table(), caption=caption))
-        parts += [f'<div class="note">{escape(line)}</div>'
-                  for line in (self._total(), self._more()) if line]
+        parts.append(html_table(*self.table(), caption=self._caption()))
+        parts += [f'<div class="note">{escape(line)}</div>' for line in self._after_table()]
         return "".join(parts)
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        bundle = super()._repr_mimebundle_(include, exclude)
-        compact = self.to_dict()
-        if self.result.scope == "global":  # the per-row arrays stay in r.values, not the notebook
-            for key in ("values", "data", "base_values", "explained", "rows", "background_rows"):
-                compact.pop(key, None)
-        bundle[mime_type(self.kind)] = compact
-        return bundle
 
     def figure_png(self) -> bytes | None:
         r = self.result

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from . import view
 from .plots import new_figure, to_png
 from .report import Report
 from .tables import fmt, html_table, text_table
@@ -37,12 +38,14 @@ def _name(metric: str) -> str:
     return NAMES.get(metric, metric.replace("_", " "))
 
 
-def _verdict(check: dict[str, Any]) -> str:
+def _verdict(check: dict[str, Any]) -> view.RichCell:
+    """``pass`` (good), ``FAIL`` (bad) or ``n/a``, with the rule's name where it has one."""
     if check["passed"] is None:
-        return "n/a"
+        return view.cell(None, text="n/a")
     note = RULE_NOTES.get(check["metric"])
     word = "pass" if check["passed"] else "FAIL"
-    return f"{word} ({note})" if note else word
+    return view.cell(bool(check["passed"]), text=f"{word} ({note})" if note else word,
+                     status="good" if check["passed"] else "bad")
 
 
 def _rule(check: dict[str, Any]) -> str:
@@ -57,6 +60,7 @@ class FairnessReport(Report):
     """Shows a :class:`~aimodel_kernel.engine.fairness.FairnessResult`."""
 
     kind: ClassVar[str] = "fairness"
+    title: ClassVar[str] = "Fairness audit"
 
     # -- pieces --------------------------------------------------------------------------------
     def headline(self) -> str:
@@ -104,7 +108,8 @@ class FairnessReport(Report):
         header = ["group", "count", *[_name(m) for m in metrics]]
         rows = []
         for i, g in enumerate(r.groups):
-            cells = [g[m] if not ci else f"{fmt(g[m], 3)} ({_interval(ci[i].get(m))})"
+            cells = [g[m] if not ci else
+                     view.cell(g[m], text=f"{fmt(g[m], 3)} ({_interval(ci[i].get(m))})")
                      for m in metrics]
             rows.append([g["group"], g["count"], *cells])
         rows.append(["(all)", r.overall["count"], *[r.overall[m] for m in metrics]])
@@ -120,19 +125,36 @@ class FairnessReport(Report):
         fit = "the audit rows" if m.fit_on_audit_data else f"{m.fit_rows:,} fit rows"
         return [f"Mitigation: {m.method} ({m.constraint}), fitted on {fit}; {where}"]
 
-    def comparison_rows(self) -> tuple[list[str], list[list[Any]], list[str]]:
-        """Header, rows and a CSS class per row (``good`` / ``bad`` / ``""``)."""
+    def comparison_rows(self) -> tuple[list[str], list[list[Any]]]:
+        """Header and rows before / after mitigation; the change is coloured good or bad."""
         m = self.result.mitigation
-        rows, classes = [], []
+        rows = []
         for c in m.comparison():
-            change = "" if c["delta"] is None else f"{c['delta']:+.4f}"
-            rows.append([_name(c["metric"]), c["a"], c["b"], change])
             better = c["higher_is_better"]
-            if c["delta"] in (None, 0) or better is None:
-                classes.append("")
-            else:
-                classes.append("good" if (c["delta"] > 0) == better else "bad")
-        return ["metric", "before", "after", "change"], rows, classes
+            status = (None if c["delta"] in (None, 0) or better is None
+                      else "good" if (c["delta"] > 0) == better else "bad")
+            change = view.cell(c["delta"], status=status,
+                               text="" if c["delta"] is None else f"{c['delta']:+.4f}")
+            rows.append([_name(c["metric"]), c["a"], c["b"], change])
+        return ["metric", "before", "after", "change"], rows
+
+    # -- the structured view -------------------------------------------------------------------
+    def summary_line(self) -> str:
+        return self.headline()
+
+    def view_status(self) -> view.Status:
+        """``warning`` when a check fails (a disparity beyond its threshold)."""
+        return "warning" if self.result.failed else "ok"
+
+    def sections(self) -> list[view.Section]:
+        r = self.result
+        out: list[view.Section] = [view.table("Checks", *self.check_rows()),
+                                   view.table("Per group", *self.group_rows())]
+        if r.mitigation is not None:
+            lines = [*self.mitigation_lines(), *r.mitigation.notes]
+            out += [view.text("Mitigation", "\n".join(lines)),
+                    view.table("Before / after", *self.comparison_rows())]
+        return out
 
     # -- renderers -----------------------------------------------------------------------------
     def text(self) -> str:
@@ -140,8 +162,7 @@ class FairnessReport(Report):
         parts = [self.headline(), "", text_table(*self.check_rows()), "",
                  text_table(*self.group_rows())]
         if r.mitigation is not None:
-            header, rows, _ = self.comparison_rows()
-            parts += ["", *self.mitigation_lines(), text_table(header, rows)]
+            parts += ["", *self.mitigation_lines(), text_table(*self.comparison_rows())]
             parts += [f"note: {n}" for n in r.mitigation.notes]
         parts += [f"note: {n}" for n in r.notes]
         return "\n".join(parts)
@@ -156,12 +177,11 @@ class FairnessReport(Report):
         parts.append(_classed_table(header, rows, classes, "Checks"))
         parts.append(html_table(*self.group_rows(), caption="Per group"))
         if r.mitigation is not None:
-            header, rows, classes = self.comparison_rows()
             lines = "".join(f'<div class="summary">{escape(s)}</div>'
                             for s in self.mitigation_lines())
             notes = "".join(f'<div class="note">{escape(n)}</div>' for n in r.mitigation.notes)
-            parts.append(lines + notes + _classed_table(header, rows, classes,
-                                                        "Before / after", cell_class=True))
+            parts.append(lines + notes + html_table(*self.comparison_rows(),
+                                                    caption="Before / after"))
         return "".join(parts)
 
     def figure_png(self) -> bytes | None:
@@ -190,20 +210,14 @@ class FairnessReport(Report):
 
 
 def _classed_table(header: Sequence[str], rows: Sequence[Sequence[Any]], classes: list[str],
-                   caption: str, *, cell_class: bool = False) -> str:
-    """An HTML table with a class per row (or, with ``cell_class``, on its last cell)."""
+                   caption: str) -> str:
+    """An HTML table with a class per row (``fail`` / ``pass``: the whole row is marked)."""
     head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
-    body = []
-    for row, cls in zip(rows, classes, strict=True):
-        cells = [f"<td>{escape(fmt(v))}</td>" for v in row]
-        if cell_class and cls:
-            cells[-1] = f'<td class="{cls}">{escape(fmt(row[-1]))}</td>'
-            body.append("<tr>" + "".join(cells) + "</tr>")
-        else:
-            attr = f' class="{cls}"' if cls and not cell_class else ""
-            body.append(f"<tr{attr}>" + "".join(cells) + "</tr>")
+    body = "".join(("<tr>" if not cls else f'<tr class="{cls}">')
+                   + "".join(f"<td>{escape(fmt(v))}</td>" for v in row) + "</tr>"
+                   for row, cls in zip(rows, classes, strict=True))
     return (f"<h4>{escape(caption)}</h4><table><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>")
+            f"<tbody>{body}</tbody></table>")
 
 
 def _more(groups: list[Any]) -> str:

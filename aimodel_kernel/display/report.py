@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from . import view
 from .mime import img_tag, mime_type, png_base64
 from .tables import wrap_html
 
@@ -16,6 +17,7 @@ class Report:
     """
 
     kind: ClassVar[str] = "report"
+    title: ClassVar[str] = "Report"
 
     def __init__(self, result: Any) -> None:
         self.result = result
@@ -33,6 +35,32 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         """Everything the report shows, JSON-serialisable."""
         return self.result.to_dict()
+
+    # -- the structured view (see view.py) ------------------------------------------------------
+    def summary_line(self) -> str:
+        """The one line a person reads first."""
+        summary = getattr(type(self), "summary", None)
+        return summary(self) if callable(summary) else self.text().splitlines()[0]
+
+    def sections(self) -> list[view.Section]:
+        """Tables and text blocks in the order shown; the lab renderer draws them."""
+        return []
+
+    # ``view_notes`` / ``view_status``, not ``notes`` / ``status``: those names are the result's
+    # own attributes (``r.notes``, ``r.status``), which this class passes through.
+    def view_notes(self) -> list[str]:
+        """Notes shown under the summary."""
+        return list(getattr(self.result, "notes", None) or [])
+
+    def view_status(self) -> view.Status:
+        """``warning`` or ``error`` when the summary reports a problem."""
+        return "ok"
+
+    def payload(self) -> dict[str, Any]:
+        """Our JSON MIME type's content: the view and, under ``data``, the whole result."""
+        return view.envelope(self.kind, title=self.title, summary=self.summary_line(),
+                             sections=self.sections(), data=self.to_dict(),
+                             notes=self.view_notes(), status=self.view_status())
 
     # -- renderers ----------------------------------------------------------------------------
     def text(self) -> str:
@@ -60,7 +88,7 @@ class Report:
         bundle: dict[str, Any] = {
             "text/plain": self.text(),
             "text/html": self.html(),
-            mime_type(self.kind): self.to_dict(),
+            mime_type(self.kind): self.payload(),
         }
         png = self.png()
         if png:

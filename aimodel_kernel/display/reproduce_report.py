@@ -3,29 +3,44 @@
 from __future__ import annotations
 
 from html import escape
+from typing import Any, ClassVar
 
+from . import view
 from .report import Report
 from .tables import html_table, text_table
+
+
+def _yes_no(flag: bool, *, bad: str | None = "bad") -> view.RichCell:
+    """``yes`` (good) or ``no`` (``bad``, or uncoloured when ``bad`` is ``None``)."""
+    return view.cell(bool(flag), text="yes" if flag else "no", status="good" if flag else bad)
 
 
 class ReproduceReport(Report):
     """Renders :class:`~aimodel_kernel.engine.reproduce.ReproduceResult` (and its diff)."""
 
-    kind = "reproduce"
+    kind: ClassVar[str] = "reproduce"
+    title: ClassVar[str] = "Reproduction"
 
     def summary(self) -> str:
         r = self.result
         return f"{r.reproduction or 'the retrained model'} vs {r.original}: {r.verdict}"
 
-    def _rows(self) -> list[list]:
+    def view_status(self) -> view.Status:
+        """``warning`` when the retrained model does not match the original."""
+        return "warning" if self.result.verdict.startswith("not reproduced") else "ok"
+
+    def rows(self) -> tuple[list[str], list[list[Any]]]:
+        """Header and rows of the comparison; metric changes show ``original → new``."""
         r = self.result
-        rows = [["identical weights", "yes" if r.identical_weights else "no"],
-                ["max weight difference", r.max_weight_difference],
-                ["identical metrics", "yes" if r.identical_metrics else "no"],
-                ["deterministic", "yes" if r.deterministic else "no"]]
+        rows: list[list[Any]] = [
+            ["identical weights", _yes_no(r.identical_weights)],
+            ["max weight difference", r.max_weight_difference],
+            ["identical metrics", _yes_no(r.identical_metrics)],
+            ["deterministic", _yes_no(r.deterministic, bad=None)],
+        ]
         rows += [[f"{k} (original → new)", f"{a:.6g} → {b:.6g}"]
                  for k, (a, b) in r.metric_differences.items()]
-        return rows
+        return ["", ""], rows
 
     def _diff_report(self):
         if self.result.diff is None:
@@ -34,8 +49,18 @@ class ReproduceReport(Report):
 
         return DiffReport(self.result.diff)
 
+    def sections(self) -> list[view.Section]:
+        _, rows = self.rows()
+        out: list[view.Section] = [
+            view.table("Comparison", ["check", "result"], rows, sortable=False)]
+        diff = self._diff_report()
+        if diff is not None:  # the diff's own sections, closed, named as part of the diff
+            for section in diff.sections():
+                out.append({**section, "title": f"Diff: {section['title']}", "open": False})
+        return out
+
     def text(self) -> str:
-        parts = [self.summary(), *self.result.notes, "", text_table(["", ""], self._rows())]
+        parts = [self.summary(), *self.result.notes, "", text_table(*self.rows())]
         diff = self._diff_report()
         if diff is not None:
             parts += ["", diff.text()]
@@ -44,7 +69,7 @@ class ReproduceReport(Report):
     def html_body(self) -> str:
         parts = [f'<div class="summary">{escape(self.summary())}</div>']
         parts += [f'<div class="note">{escape(n)}</div>' for n in self.result.notes]
-        parts.append(html_table(["", ""], self._rows()))
+        parts.append(html_table(*self.rows()))
         diff = self._diff_report()
         if diff is not None:
             parts.append(f"<details><summary>diff</summary>{diff.html_body()}</details>")

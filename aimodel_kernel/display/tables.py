@@ -22,7 +22,13 @@ text-align:right}
 
 
 def fmt(value: Any, digits: int = 4) -> str:
-    """A number shown compactly: ints as is, floats to ``digits`` significant figures."""
+    """A number shown compactly: ints as is, floats to ``digits`` significant figures.
+
+    A rich cell (``view.cell``: ``{"value", "text"?, "status"?}``) shows its ``text``, or its
+    value formatted.
+    """
+    if isinstance(value, dict) and "value" in value:
+        return value["text"] if "text" in value else fmt(value["value"], digits)
     if isinstance(value, bool) or value is None:
         return "" if value is None else str(value)
     if isinstance(value, int):
@@ -57,15 +63,28 @@ def html_table(
 ) -> str:
     """An escaped HTML table; numbers are formatted with :func:`fmt`.
 
-    With ``sortable``, clicking a column header sorts the rows (in trusted outputs).
+    A rich cell's ``good`` / ``bad`` status becomes the cell's class. With ``sortable``,
+    clicking a column header sorts the rows (in trusted outputs), rich cells by their value.
     """
     attr = f' onclick="{escape(_SORT_JS)}" style="cursor:pointer"' if sortable else ""
     head = "".join(f"<th{attr}>{escape(str(h))}</th>" for h in header)
     body = "".join(
-        "<tr>" + "".join(f"<td>{escape(fmt(v))}</td>" for v in row) + "</tr>" for row in rows
+        "<tr>" + "".join(html_cell(v, sort_key=sortable) for v in row) + "</tr>" for row in rows
     )
     cap = f"<h4>{escape(caption)}</h4>" if caption else ""
     return f"{cap}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def html_cell(value: Any, *, sort_key: bool = False) -> str:
+    """One ``<td>``: the value formatted; a rich cell's status as its class and, with
+    ``sort_key``, its value as the ``data-v`` the header's sort reads."""
+    attrs = ""
+    if isinstance(value, dict) and "value" in value:
+        if value.get("status") in ("good", "bad"):
+            attrs += f' class="{value["status"]}"'
+        if sort_key and value["value"] is not None:
+            attrs += f' data-v="{escape(str(value["value"]))}"'
+    return f"<td{attrs}>{escape(fmt(value))}</td>"
 
 
 def text_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

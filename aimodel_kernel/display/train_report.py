@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from html import escape
+from typing import Any, ClassVar
 
+from . import view
 from .plots import new_figure, to_png
 from .report import Report
 from .tables import fmt, html_table, text_table
@@ -14,7 +16,8 @@ _CURVE_KEYS = ("loss", "val_loss")
 class TrainReport(Report):
     """Renders :class:`~aimodel_kernel.engine.training.TrainResult`."""
 
-    kind = "train"
+    kind: ClassVar[str] = "train"
+    title: ClassVar[str] = "Training"
 
     def summary(self) -> str:
         r = self.result
@@ -38,35 +41,49 @@ class TrainReport(Report):
             where = "no version registered"
         return f"{head}; {where} (run {r.run_id[:8]})"
 
-    def _metric_rows(self) -> list[list]:
-        return [[k, v] for k, v in self.result.metrics.items()]
-
-    def text(self) -> str:
+    def view_notes(self) -> list[str]:
+        """The line to continue an interrupted run, then the result's notes."""
         r = self.result
-        lines = [self.summary()]
-        if r.resume_hint:
-            lines.append(r.resume_hint)
-        lines += r.notes
-        lines += ["", text_table(["metric", "value"], self._metric_rows())]
-        return "\n".join(lines)
+        return ([r.resume_hint] if r.resume_hint else []) + list(r.notes)
 
-    def html_body(self) -> str:
+    def view_status(self) -> view.Status:
+        """``warning`` when training was interrupted (no version registered)."""
+        return "warning" if self.result.status == "interrupted" else "ok"
+
+    def metric_rows(self) -> tuple[list[str], list[list[Any]]]:
+        """Header and rows of the final metrics."""
+        return ["metric", "value"], [[k, v] for k, v in self.result.metrics.items()]
+
+    def detail_rows(self) -> tuple[list[str], list[list[Any]]]:
+        """Header and rows of where the run, data and model files are."""
         r = self.result
-        parts = [f'<div class="summary">{escape(self.summary())}</div>']
-        if r.resume_hint:
-            parts.append(f'<div class="note">{escape(r.resume_hint)}</div>')
-        parts += [f'<div class="note">{escape(n)}</div>' for n in r.notes]
-        parts.append(html_table(["metric", "value"], self._metric_rows()))
-        details = [
+        rows: list[list[Any]] = [
             ["run", r.run_id], ["seed", r.seed],
             ["data", f"{r.fingerprint['shape']} sha256 {r.fingerprint['sha256'][:12]}…"],
         ]
         if r.checkpoint:
-            details.append(["checkpoint", r.checkpoint])
-        details += [[name, digest[:16] + "…"] for name, digest in r.model_files.items()]
+            rows.append(["checkpoint", r.checkpoint])
+        rows += [[name, digest[:16] + "…"] for name, digest in r.model_files.items()]
+        return ["", ""], rows
+
+    def sections(self) -> list[view.Section]:
+        _, details = self.detail_rows()
+        return [view.table("Metrics", *self.metric_rows()),
+                view.table("Details", ["detail", "value"], details, sortable=False, open=False,
+                           kinds=["text", "code"])]
+
+    def text(self) -> str:
+        lines = [self.summary(), *self.view_notes()]
+        lines += ["", text_table(*self.metric_rows())]
+        return "\n".join(lines)
+
+    def html_body(self) -> str:
+        parts = [f'<div class="summary">{escape(self.summary())}</div>']
+        parts += [f'<div class="note">{escape(n)}</div>' for n in self.view_notes()]
+        parts.append(html_table(*self.metric_rows()))
         parts.append(
             "<details><summary>details</summary>"
-            + html_table(["", ""], details) + "</details>"
+            + html_table(*self.detail_rows()) + "</details>"
         )
         return "".join(parts)
 

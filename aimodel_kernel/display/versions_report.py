@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 import time
 from html import escape
+from typing import Any, ClassVar
 
+from ..engine.tracking import TAG
+from ..engine.versions import headline_metrics
+from . import view
 from .report import Report
 from .tables import html_table, text_table
 
-TAG = "aimodel."
-_HEADLINE = ("val_accuracy", "train_accuracy", "val_r2", "val_loss", "loss", "eval.accuracy",
-             "eval.roc_auc", "eval.r2", "eval.rmse")
-
 
 def _headline(metrics: dict[str, float]) -> str:
-    shown = [(k, metrics[k]) for k in _HEADLINE if k in metrics][:3]
-    return ", ".join(f"{k} {v:.4g}" for k, v in shown)
+    return ", ".join(f"{k} {v:.4g}" for k, v in headline_metrics(metrics).items())
 
 
 # what later magics add to a version's run, recognised by their metric prefixes
@@ -29,11 +28,7 @@ def _recorded(metrics: dict[str, float]) -> str:
                      if any(k.startswith(prefix) for k in metrics))
 
 
-def _size(run_tags: dict[str, str]) -> str:
-    size = run_tags.get(f"{TAG}model_bytes")
-    if not size:
-        return ""
-    n = float(size)
+def _bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -41,14 +36,30 @@ def _size(run_tags: dict[str, str]) -> str:
     return ""
 
 
+def _size(run_tags: dict[str, str]) -> view.RichCell | None:
+    """The model file size: sorted by bytes, shown as ``12.3 KB``."""
+    size = run_tags.get(f"{TAG}model_bytes")
+    if not size:
+        return None
+    n = float(size)
+    return view.cell(int(n) if n.is_integer() else n, text=_bytes(n))
+
+
+def _created(seconds: float) -> view.RichCell:
+    """When the version was registered: sorted by time, shown as local ``YYYY-MM-DD HH:MM``."""
+    return view.cell(seconds, text=time.strftime("%Y-%m-%d %H:%M", time.localtime(seconds)))
+
+
 class VersionsReport(Report):
     """Renders :class:`~aimodel_kernel.engine.versions.VersionList`."""
 
-    kind = "versions"
+    kind: ClassVar[str] = "versions"
+    title: ClassVar[str] = "Model versions"
     header = ("version", "aliases", "created", "parent", "model", "task", "data", "metrics",
               "size", "recorded")
 
-    def _rows(self) -> list[list[str]]:
+    def rows(self) -> list[list[Any]]:
+        """One row per version; ``created`` and ``size`` are rich cells (sorted by number)."""
         rows = []
         for v in self.result.versions:
             tags = v.run_tags
@@ -59,7 +70,7 @@ class VersionsReport(Report):
             rows.append([
                 v.ref,
                 ", ".join(v.aliases),
-                time.strftime("%Y-%m-%d %H:%M", time.localtime(v.created)),
+                _created(v.created),
                 tags.get(f"{TAG}parent", ""),
                 tags.get(f"{TAG}model_class", "").rsplit(".", 1)[-1],
                 task,
@@ -75,12 +86,20 @@ class VersionsReport(Report):
         what = self.result.name or "all registered models"
         return f"{n} version{'s' if n != 1 else ''} of {what} in {self.result.tracking_uri}"
 
+    def sections(self) -> list[view.Section]:
+        if not self.result.versions:
+            return []
+        kinds: list[view.ColumnKind] = ["text"] * len(self.header)
+        kinds[2] = kinds[8] = "number"
+        kinds[6] = "code"
+        return [view.table("Versions", self.header, self.rows(), kinds=kinds)]
+
     def text(self) -> str:
         if not self.result.versions:
             return self.summary()
-        return self.summary() + "\n\n" + text_table(self.header, self._rows())
+        return self.summary() + "\n\n" + text_table(self.header, self.rows())
 
     def html_body(self) -> str:
-        rows = self._rows()
+        rows = self.rows()
         table = html_table(self.header, rows, sortable=True) if rows else ""
         return f'<div class="summary">{escape(self.summary())}</div>{table}'

@@ -27,6 +27,17 @@ class VersionList:
                 "versions": [v.to_dict() for v in self.versions]}
 
 
+# metrics that best say how good a version is, in order of preference
+HEADLINE_METRICS = ("val_accuracy", "train_accuracy", "val_r2", "val_loss", "loss", "eval.accuracy",
+                    "eval.roc_auc", "eval.r2", "eval.rmse")
+
+
+def headline_metrics(metrics: dict[str, float], n: int = 3) -> dict[str, float]:
+    """The first ``n`` of :data:`HEADLINE_METRICS` that a version has, in that order."""
+    keys = [k for k in HEADLINE_METRICS if k in metrics][:n]
+    return {k: metrics[k] for k in keys}
+
+
 def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
     """Split a reference: ``"name/3"`` -> ``("name", 3, None)``, ``"name@champion"`` ->
     ``("name", None, "champion")``, ``"name"`` -> ``("name", None, None)``."""

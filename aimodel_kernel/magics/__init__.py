@@ -13,6 +13,8 @@ MAGICS = (
     ("fairness", "FairnessMagics"),
     ("compress", "CompressMagics"),
     ("explain", "ExplainMagics"),
+    ("experiment", "ExperimentMagics"),
+    ("aimodel", "NotebookMagics"),
 )
 
 

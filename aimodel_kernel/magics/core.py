@@ -162,6 +162,11 @@ class AimodelMagics(Magics):
             raise
         if not hasattr(result, "status"):  # --export-script: an ExportReport, nothing trained
             return result
+        if progress is None:
+            from ..widgets.kernel_status import StatusChannel
+
+            StatusChannel(args.name or args.model).announce(f"%train {line}".strip(),
+                                                            str(result.status).upper())
         if result.status == "interrupted" and framework == "torch":
             clean = re.sub(r"\s--resume(\s+(?!-)\S+)?", "", line).strip()
             done = result.epochs_completed

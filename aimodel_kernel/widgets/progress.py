@@ -12,6 +12,7 @@ import time
 from typing import Any, TextIO
 
 from ..engine.events import BatchEnd, EpochEnd, Event, RunStarted, TrainingEnd
+from .kernel_status import StatusChannel
 
 
 def widget_frontend_likely() -> bool:
@@ -92,6 +93,7 @@ class TrainingProgress:
         self._steps_done = 0
         self._view: Any = None
         self._handle: Any = None
+        self.status = StatusChannel(title)
         # text lines pile up in the output, so they come at most every 2 s
         self._every = interval if self.use_widget else max(interval, 2.0)
 
@@ -128,11 +130,15 @@ class TrainingProgress:
         done = (self.epoch - self.start_epoch) * self.batches + self.batch
         return min(done / total, 1.0) if total else 1.0
 
+    def eta(self, now: float) -> float:
+        """Seconds left at the rate so far (NaN before the first step)."""
+        frac = self._fraction()
+        return (now - self._t0) / frac * (1 - frac) if frac > 0 else float("nan")
+
     def status_line(self, now: float | None = None) -> str:
         now = time.perf_counter() if now is None else now
         elapsed = now - self._t0
-        frac = self._fraction()
-        eta = elapsed / frac * (1 - frac) if frac > 0 else float("nan")
+        eta = self.eta(now)
         shown = min(self.epoch + (1 if self.batch else 0), self.epochs)
         parts = [f"epoch {shown}/{self.epochs}"]
         if self.batch:
@@ -148,6 +154,7 @@ class TrainingProgress:
 
     # -- views -------------------------------------------------------------------------------
     def _open(self) -> None:
+        self.status.start(self.start_epoch, self.epochs)
         if not self.use_widget:
             return
         import ipywidgets as w
@@ -163,6 +170,7 @@ class TrainingProgress:
     def _render(self, now: float) -> None:
         self.updates += 1
         line = self.status_line(now)
+        self.status.progress(self.epoch, self.epochs, self._fraction(), self.eta(now), line)
         if not self.use_widget:
             print(line, file=self.stream, flush=True)
             return
@@ -175,6 +183,7 @@ class TrainingProgress:
     def _close(self, event: TrainingEnd) -> None:
         line = self.status_line()
         summary = f"{self.title}: {event.status} — {line}"
+        self.status.end(self.epoch, self.epochs, self._fraction(), line, event.status)
         if not self.use_widget:
             print(summary, file=self.stream, flush=True)
             return

@@ -10,6 +10,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 
+from aimodel_kernel.display import view
 from aimodel_kernel.display.diff_report import DiffReport
 from aimodel_kernel.engine.deltas import importance_shift, metric_deltas
 from aimodel_kernel.engine.diff import VersionDiff, diff_versions, summarize
@@ -68,7 +69,7 @@ def test_every_section_renders():
     report = DiffReport(d)
     bundle = report._repr_mimebundle_()
     assert {"text/plain", "text/html", "image/png", MIME} <= set(bundle)
-    assert json.loads(json.dumps(bundle[MIME], allow_nan=False)) == d.to_dict()
+    assert json.loads(json.dumps(bundle[MIME], allow_nan=False))["data"] == d.to_dict()
     assert base64.b64decode(bundle["image/png"]).startswith(PNG_MAGIC)
     text = bundle["text/plain"]
     assert text.splitlines()[0] == d.summary
@@ -89,6 +90,17 @@ def test_every_section_renders():
     assert '<td class="good">-0.05</td>' in html  # log loss down is good
     assert '<td class="bad">↓3</td>' in html and '<td class="good">↑3</td>' in html
     assert report.a == "m/1" and report.flips is d.flips  # attributes come from the result
+    # the JSON view: the same sections, deltas as rich cells, the code as a diff
+    payload = bundle[MIME]
+    view.validate(payload)
+    assert payload["summary"] == d.summary and payload["status"] == "ok"
+    by_title = {sec["title"]: sec for sec in payload["sections"]}
+    assert by_title["Code"]["type"] == "diff" and "+clf = LR(C=0.01)" in by_title["Code"]["text"]
+    metrics = by_title["Metrics (2 changed)"]["rows"]
+    assert metrics[0][3] == {"value": pytest.approx(0.012), "text": "+1.2 pt", "status": "good"}
+    assert metrics[1][3]["status"] == "good"  # log loss down
+    assert metrics[2][3]["status"] == "bad"  # slower fit, as the HTML colours it
+    assert by_title["flip matrix (A's class → B's class)"]["sortable"] is False
 
 
 def test_unchanged_sections_are_closed_and_nothing_to_plot():
@@ -105,6 +117,9 @@ def test_unchanged_sections_are_closed_and_nothing_to_plot():
     assert "no change" in html and "same training data" in report.text()
     assert report.figure_png() is None
     assert "image/png" not in report._repr_mimebundle_()
+    sections = report.payload()["sections"]
+    assert sections and not any(sec["open"] for sec in sections)
+    assert {sec["text"] for sec in sections if sec["type"] == "text"} >= {"no change"}
 
 
 def test_real_diff_bundle_renders_fast(store):
@@ -117,7 +132,7 @@ def test_real_diff_bundle_renders_fast(store):
     start = time.perf_counter()
     bundle = DiffReport(d)._repr_mimebundle_()
     assert time.perf_counter() - start < 1.0  # target 0.5 s; slack for a shared CPU
-    assert bundle[MIME]["flips"]["n_flipped"] == d.flips["n_flipped"]
+    assert bundle[MIME]["data"]["flips"]["n_flipped"] == d.flips["n_flipped"]
     assert "logged as diffs/m_1_vs_m_2.json on m/2" in bundle["text/html"]
     assert bundle["text/plain"].startswith("m/2 vs m/1: train accuracy")
 

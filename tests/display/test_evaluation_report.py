@@ -36,7 +36,7 @@ def test_binary_bundle_has_every_representation(binary_result):
     bundle = report._repr_mimebundle_()
     assert {"text/plain", "text/html", "image/png", MIME} <= set(bundle)
     assert _png(bundle).startswith(PNG_MAGIC)
-    assert json.loads(json.dumps(bundle[MIME], allow_nan=False)) == binary_result.to_dict()
+    assert json.loads(json.dumps(bundle[MIME], allow_nan=False))["data"] == binary_result.to_dict()
     text = bundle["text/plain"]
     first = text.splitlines()[0]
     assert first.startswith("Pipeline on 169 rows (binary): accuracy 0.9")

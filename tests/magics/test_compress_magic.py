@@ -105,7 +105,9 @@ def test_report_bundle_and_text(plain_ns):
     r = ip.run_line_magic("compress", "net --structured 0.25 --check Xt yt --repeats 5 --no-log")
     bundle = r._repr_mimebundle_()
     assert set(BUNDLE) <= set(bundle)
-    doc = json.loads(json.dumps(bundle["application/vnd.aimodel.compress.v1+json"]))
+    payload = json.loads(json.dumps(bundle["application/vnd.aimodel.compress.v1+json"],
+                                    allow_nan=False))
+    doc = payload["data"]
     assert [row["name"] for row in doc["variants"]] == ["original", "structured"]
     assert doc["variants"][1]["params"] < doc["variants"][0]["params"]
     text = bundle["text/plain"]

@@ -84,7 +84,10 @@ def test_report_bundle(ip, cancer):
     top = list(r.importance)[:4]
     assert all(f in text and f in bundle["text/html"] for f in top)
     assert "<table>" in bundle["text/html"] and "data:image/png;base64," in bundle["text/html"]
-    doc = bundle["application/vnd.aimodel.explain.v1+json"]
+    payload = bundle["application/vnd.aimodel.explain.v1+json"]
+    doc = payload["data"]
+    assert payload["sections"][0]["title"] == "Top features"
+    assert [row[0] for row in payload["sections"][0]["rows"]] == top
     assert doc["explainer"] == "TreeExplainer" and doc["sample_size"] == 100
     assert "values" not in doc and list(doc["importance"]) == list(r.importance)
     assert r.to_dict()["values"] == r.values.tolist()  # the full result stays on r

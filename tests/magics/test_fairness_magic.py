@@ -76,7 +76,14 @@ def test_audit_logged_on_the_train_run(credit):
     bundle = r._repr_mimebundle_()
     assert set(bundle) == {"text/plain", "text/html", "image/png",
                            "application/vnd.aimodel.fairness.v1+json"}
-    doc = json.loads(json.dumps(bundle["application/vnd.aimodel.fairness.v1+json"]))
+    payload = json.loads(json.dumps(bundle["application/vnd.aimodel.fairness.v1+json"]))
+    doc = payload["data"]
+    assert payload["summary"] == bundle["text/plain"].splitlines()[0]
+    checks = payload["sections"][0]
+    verdicts = [row[-1] for row in checks["rows"][:len(r.checks)]]
+    assert sum(v["status"] == "bad" for v in verdicts) == sum(c["passed"] is False
+                                                              for c in r.checks)
+    assert payload["status"] == ("warning" if r.failed else "ok")
     assert doc["summary"]["demographic_parity_ratio"] == pytest.approx(
         r.summary["demographic_parity_ratio"])
     assert doc["sensitive"] == ["sex"] and doc["mitigation"] is None

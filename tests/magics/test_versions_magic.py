@@ -22,8 +22,17 @@ def test_versions_of_one_model_and_of_all(ip):
     assert "cancer/1" in text and "LogisticRegression" in text and "binary (2)" in text
     bundle = v._repr_mimebundle_()
     assert bundle["text/html"].count("<tr>") == 3  # header + two versions
-    doc = bundle["application/vnd.aimodel.versions.v1+json"]
+    payload = bundle["application/vnd.aimodel.versions.v1+json"]
+    doc = payload["data"]
     assert json.loads(json.dumps(doc))["name"] == "cancer" and len(doc["versions"]) == 2
+    # the lab's view: one sortable table, the same columns as the HTML, times and sizes numeric
+    (table,) = payload["sections"]
+    assert [c["name"] for c in table["columns"]] == list(VersionsReport.header)
+    assert table["sortable"] and [row[0] for row in table["rows"]] == ["cancer/1", "cancer/2"]
+    created = table["rows"][0][2]
+    assert created["value"] == v.versions[0].created and created["text"] in text
+    kinds = {c["name"]: c["kind"] for c in table["columns"]}
+    assert kinds["created"] == kinds["size"] == "number"
     everything = ip.run_line_magic("versions", "")
     assert sorted(r.ref for r in everything.versions) == ["cancer/1", "cancer/2", "other/1"]
     assert "all registered models" in everything.text()

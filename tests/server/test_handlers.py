@@ -1,0 +1,163 @@
+"""The server extension's REST handlers, through a real Jupyter server and a real MLflow store."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from urllib.parse import urlencode
+
+import pytest
+
+# pytest-jupyter's server fixtures for this module only: its autouse fixtures (an event loop per
+# test, server clean-up) would clash with Playwright's loop in the browser tests if enabled for
+# the whole suite. The tests are plain functions that run the client's coroutines on its loop.
+from pytest_jupyter.jupyter_server import *  # noqa: F403
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from tornado.httpclient import HTTPClientError
+
+from aimodel_kernel.display import view
+from aimodel_kernel.engine import tracking
+from aimodel_kernel.engine.options import TrainConfig
+from aimodel_kernel.engine.training import train
+from aimodel_kernel.engine.versions import promote
+
+
+@pytest.fixture
+def jp_server_config():
+    return {"ServerApp": {"jpserver_extensions": {"aimodel_kernel": True}}}
+
+
+@pytest.fixture
+def project(jp_root_dir, template_db, monkeypatch):
+    """``proj/`` under the server's root with two versions of ``m`` in its ``.aimodel/`` store."""
+    folder = jp_root_dir / "proj"
+    (folder / ".aimodel").mkdir(parents=True)
+    shutil.copyfile(template_db, folder / ".aimodel" / "mlflow.db")
+    monkeypatch.delenv("AIMODEL_HOME", raising=False)
+    monkeypatch.chdir(folder)  # as a kernel started for a notebook in proj/ would be
+    tracking._stores.clear()
+    X, y = load_breast_cancer(return_X_y=True)
+    for C in (1.0, 0.01):
+        train(LogisticRegression(C=C, solver="liblinear"), X, y, TrainConfig(name="m", seed=0))
+    promote("m/2", "champion")
+    tracking._stores.clear()
+    return folder
+
+
+@pytest.fixture
+def fetch(jp_fetch, jp_asyncio_loop):
+    """``jp_fetch`` run to completion: an authenticated GET of ``/aimodel/api/<endpoint>``."""
+    return lambda endpoint, **params: jp_asyncio_loop.run_until_complete(
+        jp_fetch("aimodel", "api", endpoint, params=params))
+
+
+def get_json(fetch, endpoint: str, **params):
+    response = fetch(endpoint, **params)
+    assert response.code == 200
+    assert response.headers["Content-Type"].startswith("application/json")
+    return json.loads(response.body)
+
+
+def error_of(fetch, endpoint: str, **params) -> tuple[int, dict]:
+    with pytest.raises(HTTPClientError) as info:
+        fetch(endpoint, **params)
+    return info.value.code, json.loads(info.value.response.body)
+
+
+def test_models_lists_the_notebook_directorys_store(fetch, project):
+    body = get_json(fetch, "models", dir="proj")
+    assert body["store"]["embedded"] is True
+    assert body["store"]["uri"].endswith("proj/.aimodel/mlflow.db")
+    [model] = body["models"]
+    assert model["name"] == "m"
+    newest, oldest = model["versions"]
+    assert (newest["ref"], oldest["ref"]) == ("m/2", "m/1")
+    assert newest["aliases"] == ["champion"] and oldest["aliases"] == []
+    assert newest["model_type"] == "LogisticRegression" and newest["task"] == "binary"
+    assert newest["status"] == "FINISHED" and len(newest["run_id"]) == 32
+    assert 0.5 < newest["metrics"]["train_accuracy"] <= 1.0
+    assert newest["metrics"]["train_accuracy"] != oldest["metrics"]["train_accuracy"]
+
+
+def test_a_directory_without_a_store_is_empty_and_stays_so(fetch, project, jp_root_dir):
+    (jp_root_dir / "other").mkdir()
+    body = get_json(fetch, "models", dir="other")
+    assert body["models"] == []
+    assert not (jp_root_dir / "other" / ".aimodel").exists()  # reading created nothing
+
+
+def test_tracking_uri_of_the_server_environment_wins(fetch, project, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / '.aimodel' / 'mlflow.db'}")
+    body = get_json(fetch, "models", dir="")
+    assert body["store"]["embedded"] is False
+    assert [m["name"] for m in body["models"]] == ["m"]
+
+
+def test_diff_is_the_diff_report_and_logs_nothing(fetch, project):
+    body = get_json(fetch, "diff", dir="proj", a="m/1", b="m@champion")
+    payload = body["payload"]
+    view.validate(payload)
+    assert payload["kind"] == "diff"
+    assert payload["summary"].startswith("m/2 vs m/1")
+    assert payload["data"]["params"] == {"model.C": {"a": 1.0, "b": 0.01}}
+    assert body["png"] is None or body["png"].startswith("iVBOR")
+    tracking._stores.clear()
+    store = tracking.get_store()
+    run_b = store.versions("m")[1].run_id
+    assert store.artifact(run_b, "diffs/m_1_vs_m_2.json") is None
+
+
+@pytest.mark.parametrize("params", [
+    {"dir": "../"}, {"dir": "proj/../.."}, {"dir": "/etc"}, {"dir": "~"}, {"dir": "proj\\x"},
+    {"dir": "missing"}, {"dir": "proj/.aimodel/mlflow.db"},
+])
+def test_bad_directories_get_400(fetch, project, params):
+    code, body = error_of(fetch, "models", **params)
+    assert code == 400, body
+    assert body["message"] and "Traceback" not in body["message"]
+
+
+def test_a_link_out_of_the_root_gets_400(fetch, project, jp_root_dir, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("outside")
+    (jp_root_dir / "escape").symlink_to(outside, target_is_directory=True)
+    code, body = error_of(fetch, "models", dir="escape")
+    assert code == 400 and "outside" in body["message"]
+
+
+@pytest.mark.parametrize(("params", "code"), [
+    ({"dir": "proj", "a": "m/1"}, 400),                       # b missing
+    ({"dir": "proj", "a": "m/1", "b": "../../etc/passwd"}, 400),
+    ({"dir": "proj", "a": "bad name!", "b": "m/2"}, 400),
+    ({"dir": "proj", "a": "m/1", "b": "m/9"}, 404),
+    ({"dir": "proj", "a": "nope/1", "b": "m/2"}, 404),
+])
+def test_bad_version_references(fetch, project, params, code):
+    got, body = error_of(fetch, "diff", **params)
+    assert got == code, body
+    assert "\n" not in body["message"]
+
+
+def test_a_tampered_model_file_gets_409(fetch, project):
+    store = tracking.get_store()
+    run = store.versions("m")[0].run_id
+    for path in (store.local_artifact_root() or project).rglob("*"):
+        if run in str(path) and path.is_file() and path.suffix in (".skops",):
+            path.write_bytes(path.read_bytes() + b"x")
+            break
+    else:
+        pytest.fail("no model file found to tamper with")
+    code, body = error_of(fetch, "diff", dir="proj", a="m/1", b="m/2")
+    assert code == 409
+    assert "sha-256" in body["message"].lower() or "checksum" in body["message"].lower()
+
+
+@pytest.mark.parametrize("endpoint", ["models", "diff"])
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "token not-the-token"}])
+def test_unauthenticated_requests_get_403(fetch, http_server_client, jp_base_url,
+                                          jp_asyncio_loop, project, endpoint, headers):
+    query = urlencode({"dir": "proj", "a": "m/1", "b": "m/2"})
+    response = jp_asyncio_loop.run_until_complete(http_server_client.fetch(
+        f"{jp_base_url}aimodel/api/{endpoint}?{query}", headers=headers, raise_error=False))
+    assert response.code == 403
+    assert b"m/1" not in response.body and b"train_accuracy" not in response.body
