@@ -19,7 +19,22 @@ if ! "$venv/bin/python" -c "import torch" >/dev/null 2>&1; then
 fi
 stamp="$venv/.aimodel-installed"
 if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
+  # the editable install also builds the JupyterLab extension (hatch-jupyter-builder runs jlpm)
   pip install --quiet -e "$root[all,test]"
   touch "$stamp"
+fi
+
+# Rebuild the lab extension when its sources changed since the last build, and link the build
+# into the environment so JupyterLab serves what was just built.
+built="$root/aimodel_kernel/labextension/package.json"
+ext="$root/labextension"
+if [ ! -f "$built" ] || [ ! -d "$ext/node_modules" ] || [ -n "$(find "$ext/src" "$ext/style" \
+    "$ext/schema" "$ext/package.json" "$ext/yarn.lock" -newer "$built" -print -quit)" ]; then
+  (cd "$ext" && PATH="$venv/bin:$PATH" jlpm install --immutable >/dev/null \
+     && PATH="$venv/bin:$PATH" jlpm build:prod >/dev/null)
+fi
+link="$venv/share/jupyter/labextensions/aimodel-kernel"
+if [ ! -L "$link" ]; then
+  (cd "$root" && PATH="$venv/bin:$PATH" jupyter labextension develop --overwrite . >/dev/null 2>&1)
 fi
 echo "environment ready: $venv"

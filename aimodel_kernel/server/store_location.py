@@ -42,7 +42,7 @@ def settings_for(root_dir: str | Path, rel: str) -> Settings:
     InputError
         ``rel`` is unsafe, leaves the root through a link, or is not a directory.
     """
-    root = Path(root_dir).resolve()
+    root = Path(root_dir).expanduser().resolve()  # the server may abbreviate it as ~/...
     folder = root.joinpath(*check_relative_dir(rel)).resolve()
     if folder != root and root not in folder.parents:
         raise InputError("dir is outside the server's root")

@@ -161,3 +161,12 @@ def test_unauthenticated_requests_get_403(fetch, http_server_client, jp_base_url
         f"{jp_base_url}aimodel/api/{endpoint}?{query}", headers=headers, raise_error=False))
     assert response.code == 403
     assert b"m/1" not in response.body and b"train_accuracy" not in response.body
+
+
+def test_a_root_the_server_abbreviates_with_a_tilde(tmp_path, monkeypatch):
+    from aimodel_kernel.server.store_location import settings_for
+
+    monkeypatch.delenv("AIMODEL_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "work" / "nb").mkdir(parents=True)
+    assert settings_for("~/work", "nb").resolved_home() == tmp_path / "work" / "nb" / ".aimodel"
