@@ -148,6 +148,36 @@ def test_export_loads_in_onnxruntime_and_matches_torch(net, split, onnx_file):
     net.train()
 
 
+def test_debug_info_is_stripped_and_outputs_stay_identical(split, onnx_file, tmp_path):
+    """torch's exporter writes source stack traces on every node; the saved file has none,
+    internal names are short, and the model computes exactly what the full file does."""
+    import onnx
+
+    from aimodel_kernel.engine.onnx_export import quantize_int8, strip_debug_info
+
+    X, _, Xt, _ = split
+    model = onnx.load(str(onnx_file))
+    assert not any(n.metadata_props or n.doc_string for n in model.graph.node)
+    int8 = tmp_path / "int8.onnx"
+    quantize_int8(onnx_file, int8, X)
+    quantized = onnx.load(str(int8))
+    assert not any(n.metadata_props or n.name for n in quantized.graph.node)
+    assert max(len(t.name) for t in quantized.graph.initializer) <= 4
+    # the same graph with the exporter's debug info put back: bigger, same outputs
+    full = tmp_path / "full.onnx"
+    for node in quantized.graph.node:
+        node.metadata_props.add(key="pkg.torch.onnx.stack_trace", value="x" * 500)
+    onnx.save(quantized, str(full))
+    name = session(full).get_inputs()[0].name
+    before = session(full).run(None, {name: Xt[:50]})[0]
+    size = full.stat().st_size
+    strip_debug_info(full)
+    assert full.stat().st_size < size - 400 * len(quantized.graph.node)
+    after = session(full).run(None, {name: Xt[:50]})[0]
+    np.testing.assert_array_equal(before, after)
+    assert session(full).get_inputs()[0].name == name
+
+
 class SmallCNN(nn.Module):
     def __init__(self):
         super().__init__()
