@@ -29,10 +29,10 @@ class PeakMemory(threading.Thread):
         super().__init__(daemon=True)
         self.root = psutil.Process(pid)
         self.peak = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()  # not _stop: Thread uses that name
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             total = 0
             try:
                 procs = [self.root, *self.root.children(recursive=True)]
@@ -42,10 +42,10 @@ class PeakMemory(threading.Thread):
                 with contextlib.suppress(psutil.NoSuchProcess):
                     total += p.memory_info().rss
             self.peak = max(self.peak, total)
-            self._stop.wait(0.05)
+            self._halt.wait(0.05)
 
     def stop(self) -> int:
-        self._stop.set()
+        self._halt.set()
         self.join()
         return self.peak
 

@@ -51,7 +51,9 @@ class Lab:
         self.url = f"http://127.0.0.1:{port}"
 
     def open_url(self, path: str) -> str:
-        return f"{self.url}/lab/tree/{path}?token={self.token}"
+        """The notebook in a workspace of its own, so no earlier test's layout is restored."""
+        workspace = "ws-" + "".join(c if c.isalnum() else "-" for c in path)
+        return f"{self.url}/lab/workspaces/{workspace}/tree/{path}?reset&token={self.token}"
 
 
 @pytest.fixture(scope="session")
@@ -96,8 +98,11 @@ def lab(tmp_path_factory) -> Iterator[Lab]:
         log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Chromium for one test module. Playwright's sync API keeps its event loop running in
+    this thread while it is open, so it must be closed before other modules (pytest-jupyter's
+    fixtures in tests/server run their own loop) start."""
     path = chromium_path()
     if path is None:
         if os.environ.get("CI"):

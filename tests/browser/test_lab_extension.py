@@ -33,9 +33,10 @@ def write_notebook(folder, name: str, cells: list[str]) -> str:
 
 def open_notebook(page, lab, name: str) -> None:
     page.goto(lab.open_url(name))
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
-                           "&& window.jupyterapp.shell.currentWidget.sessionContext",
-                           timeout=90_000)
+    page.wait_for_function("(name) => { const w = window.jupyterapp "
+                           "&& window.jupyterapp.shell.currentWidget; "
+                           "return w && w.context && w.context.path === name "
+                           "&& w.sessionContext; }", arg=name, timeout=90_000)
     page.wait_for_function("() => { const s = window.jupyterapp.shell.currentWidget.sessionContext;"
                            " return s.session && s.session.kernel "
                            "&& s.session.kernel.connectionStatus === 'connected'; }",
