@@ -176,10 +176,12 @@ def check_data(
     kind = _kind(X)
     if kind in ("dataset", "loader"):
         dataset = X.dataset if kind == "loader" else X
-        if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+        iterable = isinstance(dataset, _torch().utils.data.IterableDataset)
+        if iterable or not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
             raise InputError(
                 f"{x_name} is an iterable-style dataset; pass a map-style Dataset (with __len__ "
-                "and __getitem__) so it can be split, shuffled and fingerprinted"
+                "and __getitem__) so it can be split, shuffled, sharded over --devices "
+                "processes and fingerprinted"
             )
         if y is not None:
             raise InputError(f"{x_name} is a {kind} that yields targets; do not also pass {y_name}")

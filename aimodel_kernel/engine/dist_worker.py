@@ -7,14 +7,17 @@ rank 0 streams progress to the kernel through a queue and returns the trained we
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from torch.distributed.elastic.multiprocessing.errors import record
 
+from .checkpoints import CheckpointWriter
 from .events import BatchEnd, EpochEnd, Event, RunStarted, ignore_event
 
 
@@ -31,6 +34,15 @@ class WorkerJob:
     config: Any
     seed: int
     progress_interval: float = 0.2
+    train_spec: Any = None  # a dist_data.LoaderSpec for Dataset / DataLoader inputs
+    val_spec: Any = None
+    resume: Any = None  # the checkpoints.TrainState to continue from (--resume)
+    resume_from_peer: bool = False  # several nodes: another node has the run and checkpoint
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def start_epoch(self) -> int:
+        return self.resume.epoch + 1 if self.resume is not None else 0
 
 
 class ShardedBatches:
@@ -134,40 +146,185 @@ def _device(backend: str, local_rank: int, local_world: int) -> Any:
     return torch.device("cpu")
 
 
-def run_job(job: WorkerJob, events: Any, stop_request: Any, device: Any) -> dict[str, Any]:
-    """Train one job on this rank; every rank returns the (identical) trained weights."""
+class EpochSeeded:
+    """A rank's batches, with torch's RNG seeded from ``(seed, rank, epoch)`` at each epoch start.
+
+    Dropout and other random layers then draw, per rank and epoch, what an uninterrupted run
+    draws, so a resumed run needs no rank's RNG state (only rank 0 writes the checkpoint). The
+    wrapped batches' own ``set_epoch`` (a ``DistributedSampler``'s) is called too.
+    """
+
+    def __init__(self, batches: Any, seed: int, rank: int) -> None:
+        self.batches, self.seed, self.rank = batches, seed, rank
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def set_epoch(self, epoch: int) -> None:
+        import numpy as np
+        import torch
+
+        torch.manual_seed(int(np.random.SeedSequence([self.seed, self.rank, epoch])
+                              .generate_state(1)[0]))
+        inner = getattr(self.batches, "set_epoch", None)
+        if inner is not None:
+            inner(epoch)
+
+    def epoch(self, generator: Any) -> Iterator[tuple[Any, Any]]:
+        return self.batches.epoch(generator)
+
+    def ordered(self) -> Iterator[tuple[Any, Any]]:
+        return self.batches.ordered()
+
+
+class RankZeroWriter(CheckpointWriter):
+    """Rank 0's checkpoint writer: the single-process format (the unwrapped module's weights,
+    the optimizer, the shuffle state, the loop's history), plus the world size it ran on and
+    the epoch a ``DistributedSampler`` continues from."""
+
+    def __init__(self, directory: Path, *, min_interval: float, world: int) -> None:
+        super().__init__(directory, min_interval=min_interval)
+        self.world = world
+
+    def submit(self, state: Any) -> None:
+        state.meta.update(world_size=self.world, sampler_epoch=state.epoch + 1)
+        super().submit(state)
+
+
+def _recorder(job: WorkerJob, rank: int) -> tuple[int, Any]:
+    """The rank that reports, checkpoints and records, and the checkpoint every rank resumes.
+
+    One node: rank 0 and the job's own checkpoint. Several nodes: the lowest rank on a node
+    that can record (every node for a fresh run; for ``--resume``, the node whose kernel has
+    the run), which then sends its checkpoint to the others. Every rank makes the same calls.
+    """
+    import torch
+    import torch.distributed as dist
+
+    if job.config.nodes == 1:
+        return 0, job.resume
+    can = torch.tensor([0.0 if job.resume_from_peer else 1.0])
+    flags = [torch.zeros(1) for _ in range(dist.get_world_size())]
+    dist.all_gather(flags, can)
+    candidates = [r for r, flag in enumerate(flags) if flag.item() > 0]
+    if not candidates:
+        raise RuntimeError(f"no node has run {job.config.resume!r} to resume: run the same "
+                           "line, with --resume, on the node that recorded it too")
+    recorder = candidates[0]
+    if job.config.resume is None:
+        return recorder, None
+    box = [job.resume if rank == recorder else None]
+    dist.broadcast_object_list(box, src=recorder)
+    return recorder, box[0]
+
+
+def _batches(job: WorkerJob, rank: int, world: int, device: Any) -> tuple[Any, Any]:
+    """This rank's training batches and the (full) validation batches."""
+    if job.train_spec is not None:
+        from .dist_data import SampledBatches
+
+        train = SampledBatches(job.train_spec, job.loss.targets, rank, world, job.seed, device)
+    else:
+        train = ShardedBatches(job.X, job.y, job.config.batch_size, rank, world, device)
+    val = None
+    if job.val_spec is not None:
+        from .dist_data import validation_batches
+
+        val = validation_batches(job.val_spec, job.loss.targets, device)
+    elif job.val_X is not None:
+        val = ShardedBatches(job.val_X, job.val_y, job.config.batch_size, 0, 1, device)
+    return train, val
+
+
+@contextlib.contextmanager
+def _determinism(enabled: bool) -> Iterator[None]:
+    import torch
+
+    before = torch.are_deterministic_algorithms_enabled()
+    if enabled:
+        torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
+
+
+def run_job(job: WorkerJob, events: Any, stop_request: Any, device: Any,
+            checkpoint_dir: str | None = None) -> dict[str, Any]:
+    """Train one job on this rank; every rank returns the (identical) trained weights.
+
+    With ``job.resume`` every rank starts from the checkpoint's weights, optimizer state and
+    shuffle state at its next epoch. With ``checkpoint_dir`` (and ``config.checkpoint``) rank 0
+    writes checkpoints there as one-process training does: at most every
+    ``config.checkpoint_every`` seconds, and always the last completed epoch on a stop.
+    """
     import torch
     import torch.distributed as dist
 
     from .torch_loop import make_optimizer, run_loop
 
     rank, world = dist.get_rank(), dist.get_world_size()
-    torch.manual_seed(job.seed + rank)  # dropout differs per rank, reproducibly
+    recorder, resume = _recorder(job, rank)
+    job.resume = resume  # start_epoch follows it
     model = job.model.to(device)
+    if resume is not None:
+        model.load_state_dict(resume.model)
     ddp = torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None)
-    train = ShardedBatches(job.X, job.y, job.config.batch_size, rank, world, device)
-    val = None
-    if job.val_X is not None:
-        val = ShardedBatches(job.val_X, job.val_y, job.config.batch_size, 0, 1, device)
+    train, val = _batches(job, rank, world, device)
     optimizer = make_optimizer(ddp.module, job.config)
     generator = torch.Generator().manual_seed(job.seed)  # the same permutation everywhere
-    on_event = QueueProgress(events, world, job.progress_interval) if rank == 0 else ignore_event
-    if rank == 0:
-        events.put(RunStarted(None, job.config.epochs, len(train)))
+    if resume is not None:
+        optimizer.load_state_dict(resume.optimizer)
+        generator.set_state(resume.rng["shuffle"])
+    reports = rank == recorder
+    on_event = QueueProgress(events, world, job.progress_interval) if reports else ignore_event
+    if reports:
+        events.put(RunStarted(None, job.config.epochs, len(train), job.start_epoch))
+    writer = None
+    if reports and checkpoint_dir and job.config.checkpoint:
+        writer = RankZeroWriter(Path(checkpoint_dir), min_interval=job.config.checkpoint_every,
+                                world=world)
     stop = CollectiveStop(stop_request)
-    outcome = run_loop(ddp, train, val, job.loss, optimizer, job.config,
-                       generator=generator, on_event=on_event, stop=stop, writer=None)
-    stop.finish()
+    try:
+        with _determinism(job.config.deterministic):
+            outcome = run_loop(ddp, EpochSeeded(train, job.seed, rank), val, job.loss,
+                               optimizer, job.config, generator=generator, on_event=on_event,
+                               stop=stop, writer=writer, start_epoch=job.start_epoch,
+                               resume_meta=resume.meta if resume is not None else None)
+        stop.finish()
+    finally:
+        if writer is not None:
+            writer.close()
+    written = writer.written_epoch if writer is not None else None
+    if written is None and resume is not None:
+        written = resume.epoch
     state = {k: v.detach().cpu().clone() for k, v in ddp.module.state_dict().items()}
-    return {"state": state, "outcome": outcome, "world": world}
+    return {"state": state, "outcome": outcome, "world": world, "checkpoint_epoch": written,
+            "notes": list(job.notes), "records": reports}
+
+
+def _leave_kernel_process_group() -> None:
+    """Move this worker (and its DataLoader workers) out of the kernel's process group.
+
+    The notebook's stop button sends SIGINT to the kernel's whole process group
+    (``jupyter_client`` uses ``killpg``), as Ctrl-C in a terminal does: only the kernel must
+    get it, and turn it into the stop every rank agrees on. A worker interrupted itself would
+    end without a result (torch's spawn wrapper swallows ``KeyboardInterrupt`` and exits 0),
+    and the elastic agent would wait for that result forever. A worker still ends when the
+    kernel dies (the spawn wrapper's parent-death signal does not depend on the group).
+    """
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
 
 
 @record
 def pool_main(job_queues: list[Any], events: Any, results: Any, stop_request: Any,
               backend: str) -> None:
     """A warm worker: join the process group once, then train each job sent to this rank until
-    ``None`` arrives. An exception ends this worker, and the launcher then ends the others."""
+    ``None`` arrives. A job arrives as ``(payload, checkpoint_dir)``. An exception ends this
+    worker, and the launcher then ends the others."""
+    _leave_kernel_process_group()
     import cloudpickle
     import torch.distributed as dist
 
@@ -176,9 +333,11 @@ def pool_main(job_queues: list[Any], events: Any, results: Any, stop_request: An
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", dist.get_world_size()))
     device = _device(backend, local_rank, local_world)
     try:
-        while (payload := job_queues[local_rank].get()) is not None:
-            result = run_job(cloudpickle.loads(payload), events, stop_request, device)
-            if dist.get_rank() == 0:
+        while (message := job_queues[local_rank].get()) is not None:
+            payload, checkpoint_dir = message
+            result = run_job(cloudpickle.loads(payload), events, stop_request, device,
+                             checkpoint_dir)
+            if result["records"]:
                 results.put(result)
             del result
     finally:
@@ -186,29 +345,36 @@ def pool_main(job_queues: list[Any], events: Any, results: Any, stop_request: An
 
 
 @record
-def job_main(payload: bytes, events: Any, results: Any, stop_request: Any,
-             backend: str) -> None:
+def job_main(payload: bytes, events: Any, results: Any, stop_request: Any, backend: str,
+             joined: Any = None, checkpoint_dir: str | None = None) -> None:
     """A one-shot worker of a multi-node run: join the process group, train, leave.
 
-    Global rank 0 streams progress to its kernel; the local rank 0 of every node puts the
-    trained weights on its own kernel's ``results`` queue, with ``records`` true only on the
-    node that hosts global rank 0 (that node's kernel records the run). The result goes as
+    ``joined`` (an event) is set once the process group is formed: from then on the kernel
+    stops the run collectively, before then it abandons the rendezvous.
+
+    The recording rank (global rank 0; for ``--resume``, the first rank of the node whose
+    kernel has the run) streams progress to its kernel and writes the checkpoints; the local
+    rank 0 of every node puts the trained weights on its own kernel's ``results`` queue, with
+    ``records`` true only on the recording node (its kernel records the run). The result goes as
     plain pickle bytes: tensors put on the queue as such would be shared through this
     process's file descriptors, which are gone once it exits.
     """
+    _leave_kernel_process_group()
     import pickle
 
     import cloudpickle
     import torch.distributed as dist
 
     dist.init_process_group(backend)
+    if joined is not None:
+        joined.set()
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
     try:
         device = _device(backend, local_rank, local_world)
-        result = run_job(cloudpickle.loads(payload), events, stop_request, device)
+        result = run_job(cloudpickle.loads(payload), events, stop_request, device,
+                         checkpoint_dir)
         if local_rank == 0:
-            result["records"] = dist.get_rank() == 0
             results.put(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
     finally:
         dist.destroy_process_group()

@@ -44,23 +44,36 @@ def _payload(model: Any, plan: TorchPlan, config: TrainConfig, backend: str,
 
     from .dist_worker import WorkerJob
 
-    train = plan.train
-    if not hasattr(train, "X"):
-        raise InputError("--devices N trains on arrays, DataFrames or tensors; pass the data as "
-                         "X and y rather than a Dataset/DataLoader for now")
-    val = plan.val
-    job = WorkerJob(model=model, X=train.X.cpu(), y=train.y.cpu(),
-                    val_X=val.X.cpu() if val is not None else None,
-                    val_y=val.y.cpu() if val is not None else None,
-                    loss=plan.loss, config=config, seed=plan.generator_seed,
-                    progress_interval=interval)
+    world = config.devices * config.nodes
+    train, val = plan.train, plan.val
+    job = WorkerJob(model=model, X=None, y=None, val_X=None, val_y=None, loss=plan.loss,
+                    config=config, seed=plan.generator_seed, progress_interval=interval,
+                    resume=plan.resume_state,
+                    resume_from_peer=config.resume is not None and plan.resume_state is None)
+    if hasattr(train, "X"):  # arrays / tensors, sharded per global batch (ShardedBatches)
+        job.X, job.y = train.X.cpu(), train.y.cpu()
+    else:  # a Dataset or DataLoader: a DistributedSampler per rank (dist_data.py)
+        job.train_spec, note = _spec(train, config.batch_size, world, "the training data")
+        job.notes.append(note)
+    if val is not None and hasattr(val, "X"):
+        job.val_X, job.val_y = val.X.cpu(), val.y.cpu()
+    elif val is not None:
+        job.val_spec, _ = _spec(val, config.batch_size, 1, "the validation data")
     try:
         return cloudpickle.dumps(job)
     except Exception as exc:
         culprit = _unpicklable_attribute(model)
         where = f" (attribute {culprit!r} of the model)" if culprit else ""
-        raise InputError(f"the model cannot be sent to worker processes{where}: "
+        what = "the model" if culprit or job.train_spec is None else "the model or the data"
+        raise InputError(f"{what} cannot be sent to worker processes{where}: "
                          f"{type(exc).__name__}: {exc}") from None
+
+
+def _spec(batches: Any, batch_size: int, world: int, what: str) -> tuple[Any, str]:
+    from .dist_data import loader_spec
+
+    return loader_spec(batches.source, is_loader=batches.is_loader, batch_size=batch_size,
+                       world=world, what=what)
 
 
 def _unpicklable_attribute(model: Any) -> str | None:
@@ -76,13 +89,21 @@ def _unpicklable_attribute(model: Any) -> str | None:
 
 def prepare_job(model: Any, plan: TorchPlan, config: TrainConfig,
                 progress_interval: float = 0.2) -> tuple[str, bytes]:
-    """The backend and the pickled job, checked before any run is opened."""
+    """The backend and the pickled job, checked before any run is opened.
+
+    Once everything is checked, the warm pool of workers (one node) starts on its own thread
+    (:func:`~aimodel_kernel.engine.worker_pool.get_pool` returns at once), so spawning the
+    workers overlaps with opening and recording the run.
+    """
     backend = choose_backend(config)
     if config.nodes > 1:  # several nodes: multinode.py
         from .multinode import check_rendezvous
 
         check_rendezvous(config)
-    return backend, _payload(model, plan, config, backend, progress_interval)
+    payload = _payload(model, plan, config, backend, progress_interval)
+    if config.nodes == 1:
+        get_pool(config.devices, backend)
+    return backend, payload
 
 
 def launch(model: Any, plan: TorchPlan, config: TrainConfig, *, on_event: EventCallback,
@@ -101,14 +122,20 @@ def launch(model: Any, plan: TorchPlan, config: TrainConfig, *, on_event: EventC
 
         return launch_nodes(model, plan, config, on_event=on_event, stop=stop, run_id=run_id)
     backend, payload = plan.distributed_job
-    result = get_pool(config.devices, backend).run(payload, on_event, stop)
+    checkpoint = checkpoint_dir(plan, config, run_id)
+    result = get_pool(config.devices, backend).run(payload, on_event, stop, checkpoint)
     model.load_state_dict(result["state"])
-    return outcome_of(result, f"trained on {result['world']} processes ({backend})")
+    return outcome_of(result, f"trained on {result['world']} processes ({backend})", checkpoint)
 
 
-def outcome_of(result: dict[str, Any], note: str) -> TorchOutcome:
+def checkpoint_dir(plan: TorchPlan, config: TrainConfig, run_id: str) -> str | None:
+    """Where rank 0 writes the run's checkpoints (the one-process place), or ``None``."""
+    return str(plan.checkpoint_root / run_id) if config.checkpoint else None
+
+
+def outcome_of(result: dict[str, Any], note: str, checkpoint: str | None = None) -> TorchOutcome:
     """The :class:`TorchOutcome` of rank 0's result: its last epoch's metrics, throughput
-    summed over ranks, and the world size."""
+    summed over ranks, the world size, and the checkpoint rank 0 kept in ``checkpoint``."""
     loop = result["outcome"]
     last = loop.history[-1] if loop.history else {}
     metrics = {k: v for k, v in last.items() if k != "epoch"}
@@ -119,5 +146,8 @@ def outcome_of(result: dict[str, Any], note: str) -> TorchOutcome:
     return TorchOutcome(
         status=loop.status, history=loop.history, metrics=metrics,
         epochs_completed=loop.epochs_completed, best_epoch=loop.best_epoch,
-        stopped_early=loop.stopped_early, checkpoint=None, checkpoint_epoch=None, notes=[note],
+        stopped_early=loop.stopped_early,
+        checkpoint=checkpoint if result.get("checkpoint_epoch") is not None else None,
+        checkpoint_epoch=result.get("checkpoint_epoch"),
+        notes=[note, *result.get("notes", [])],
     )

@@ -94,8 +94,8 @@ class ExportedPlan:
         return {}
 
     def resume_hint(self, run_id: str, outcome: Any) -> str:
-        return (f"stopped after epoch {outcome.epochs_completed}; multi-process runs cannot "
-                "be resumed yet: run the script again")
+        return (f"stopped after epoch {outcome.epochs_completed}; an exported script keeps "
+                "no checkpoints: run it again")
 
 
 def write_export(model: Any, plan: Any, config: TrainConfig, *, store: Store,

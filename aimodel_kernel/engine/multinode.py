@@ -10,14 +10,18 @@ decides who hosts the store. The rendezvous id is derived from the training rows
 class, its parameter shapes and the options (or given with ``--rdzv-id``), so kernels that
 would train different things never join the same group.
 
-Global rank 0 streams progress to its kernel; the local rank 0 of every node returns the
-trained weights, so every kernel ends with the trained model. Only the kernel whose node hosts
-global rank 0 records the run and version (:attr:`TorchOutcome.records` is false elsewhere).
+Global rank 0 streams progress to its kernel and writes the checkpoints; the local rank 0 of
+every node returns the trained weights, so every kernel ends with the trained model. Only the
+kernel whose node hosts global rank 0 records the run and version (:attr:`TorchOutcome.records`
+is false elsewhere). ``--resume RUN_ID`` on every node continues such a run: the node whose
+kernel has it sends its checkpoint to the others and records again. Ctrl-C while this node
+still waits in the rendezvous abandons the wait at once (:class:`RendezvousStopped`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import hashlib
 import json
@@ -31,14 +35,18 @@ from pathlib import Path
 from typing import Any
 
 from .distributed import outcome_of
-from .errors import InputError
+from .errors import InputError, NotFoundError
 from .events import EventCallback, StopFlag, stop_on_sigint
 from .options import TrainConfig, split_endpoint
 from .torch_training import TorchOutcome, TorchPlan
-from .worker_pool import WorkerFailed, quiet_launcher, worker_failed
+from .tracking import Store
+from .worker_pool import WorkerFailed, interrupt_launcher, quiet_launcher, worker_failed
 
 JOIN_TIMEOUT = 600
 """Seconds a node waits in the rendezvous for the other nodes before giving up."""
+
+STOP_GRACE = 5.0
+"""Seconds a stop in the rendezvous waits for the launch to end before returning anyway."""
 
 WORKER_NODE_NOTE = "worker node: the run is recorded by the node with global rank 0"
 
@@ -81,6 +89,25 @@ def check_rendezvous(config: TrainConfig) -> None:
                              ) from None
 
 
+def find_resume_run_on_node(model: Any, config: TrainConfig, fp: dict, store: Store) -> Any:
+    """``--resume`` with several nodes: this node's run when it recorded it, else ``None``.
+
+    The node that recorded the run (it hosted global rank 0) holds its checkpoint; its
+    workers send it to the others, and its kernel records the resumed run again.
+    """
+    from .torch_training import find_resume_run
+
+    single = dataclasses.replace(config, nodes=1, node_rank=0, rdzv=None, rdzv_id=None)
+    try:
+        return find_resume_run(model, single, fp, store)
+    except NotFoundError:
+        return None
+    except InputError:
+        if config.resume == "last":  # no interrupted run here: another node has it
+            return None
+        raise
+
+
 def rendezvous_id(model: Any, plan: TorchPlan, config: TrainConfig) -> str:
     """``config.rdzv_id``, or one every node derives alike from what it is about to train."""
     if config.rdzv_id:
@@ -91,8 +118,14 @@ def rendezvous_id(model: Any, plan: TorchPlan, config: TrainConfig) -> str:
     digest.update(f"{type(model).__module__}.{type(model).__qualname__}".encode())
     shapes = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
     digest.update(repr(shapes).encode())
-    for tensor in (plan.train.X, plan.train.y):
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    train = plan.train
+    if hasattr(train, "X"):
+        for tensor in (train.X, train.y):
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    else:  # a Dataset / DataLoader: its class, length and first item
+        dataset = train.source.dataset if train.is_loader else train.source
+        digest.update(f"{type(dataset).__qualname__}:{len(dataset)}".encode())
+        digest.update(repr(plan.example_input[:1].tolist()).encode())
     return f"aimodel-{digest.hexdigest()[:32]}"
 
 
@@ -106,11 +139,16 @@ def launch(model: Any, plan: TorchPlan, config: TrainConfig, *, on_event: EventC
         A rank on this node failed, or the rendezvous or another node did; this node's
         workers have been stopped by then.
     """
+    from .distributed import checkpoint_dir
+
     backend, payload = plan.distributed_job
-    result = _run(payload, backend, config, rendezvous_id(model, plan, config), on_event, stop)
+    checkpoint = checkpoint_dir(plan, config, run_id)
+    result = _run(payload, backend, config, rendezvous_id(model, plan, config), on_event, stop,
+                  checkpoint)
     model.load_state_dict(result["state"])
     outcome = outcome_of(
-        result, f"trained on {result['world']} processes over {config.nodes} nodes ({backend})")
+        result, f"trained on {result['world']} processes over {config.nodes} nodes ({backend})",
+        checkpoint)
     if not result["records"]:
         outcome.notes.append(WORKER_NODE_NOTE)
     outcome.records = result["records"]
@@ -118,15 +156,21 @@ def launch(model: Any, plan: TorchPlan, config: TrainConfig, *, on_event: EventC
 
 
 def _run(payload: bytes, backend: str, config: TrainConfig, rdzv_id: str,
-         on_event: EventCallback, stop: StopFlag) -> dict[str, Any]:
-    """One elastic launch of this node's workers; relay events; return local rank 0's result."""
+         on_event: EventCallback, stop: StopFlag, checkpoint: str | None) -> dict[str, Any]:
+    """One elastic launch of this node's workers; relay events; return local rank 0's result.
+
+    A stop (the first Ctrl-C) before this node's workers have joined the process group ends
+    the wait in the rendezvous at once (:class:`RendezvousStopped`); after that it stops every
+    rank collectively. Any exception out of the wait (a second Ctrl-C) ends the launch, its
+    workers and its rendezvous store before it propagates.
+    """
     from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, Std
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     from .dist_worker import job_main
 
     ctx = multiprocessing.get_context("spawn")
-    events, results, stop_request = ctx.Queue(), ctx.Queue(), ctx.Event()
+    events, results, stop_request, joined = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Event()
     logs = Path(tempfile.mkdtemp(prefix="aimodel-node-"))
     launch_config = LaunchConfig(
         min_nodes=config.nodes, max_nodes=config.nodes, nproc_per_node=config.devices,
@@ -140,7 +184,9 @@ def _run(payload: bytes, backend: str, config: TrainConfig, rdzv_id: str,
     def serve() -> None:
         try:
             elastic_launch(launch_config, job_main)(payload, events, results, stop_request,
-                                                    backend)
+                                                    backend, joined, checkpoint)
+        except KeyboardInterrupt:  # interrupt_launcher: keep no traceback (it holds the store)
+            pass
         except BaseException as exc:
             error.append(exc)
 
@@ -152,14 +198,15 @@ def _run(payload: bytes, backend: str, config: TrainConfig, rdzv_id: str,
         on_event(event)
         return True
 
-    with quiet_launcher():
-        thread = threading.Thread(target=serve, name="aimodel-node", daemon=True)
-        thread.start()
     result = None
+    thread = threading.Thread(target=serve, name="aimodel-node", daemon=True)
     try:
         with stop_on_sigint(stop), quiet_launcher():
+            thread.start()
             while result is None:
                 if stop.is_set():
+                    if not joined.is_set():  # still waiting for the other nodes
+                        raise RendezvousStopped(config)
                     stop_request.set()
                 relay(0.05)
                 with contextlib.suppress(queue_mod.Empty):
@@ -171,10 +218,33 @@ def _run(payload: bytes, backend: str, config: TrainConfig, rdzv_id: str,
             while relay(0.05):  # events still in the pipe
                 pass
             thread.join()
+    except RendezvousStopped:
+        # node 0 frees its store within a second; a node still connecting to a host that is
+        # not there is inside a C++ call: it started no worker, and the KeyboardInterrupt
+        # pending in its thread ends that thread when the attempt returns (<= 60 s)
+        interrupt_launcher(thread, timeout=STOP_GRACE)
+        raise
+    except BaseException:
+        if thread.is_alive():
+            interrupt_launcher(thread)
+        raise
     finally:
         for q in (events, results):
             q.close()
     return pickle.loads(result)
+
+
+class RendezvousStopped(InputError):
+    """Ctrl-C (or a stop) while this node waited in the rendezvous: nothing was trained.
+
+    An :class:`InputError`, so ``train()`` discards the run it opened and the magic shows one
+    line: the workers never started, and the rendezvous store and its port are gone.
+    """
+
+    def __init__(self, config: TrainConfig) -> None:
+        super().__init__(f"stopped while waiting at the rendezvous {config.rdzv} for the other "
+                         f"nodes of --nodes {config.nodes}; nothing was trained or recorded "
+                         "(start the other nodes with the same line, then run this one again)")
 
 
 def _failure(error: list[BaseException], logs: Path) -> BaseException:

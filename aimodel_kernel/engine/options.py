@@ -60,7 +60,9 @@ class TrainConfig:
     export : bool
         Save a ``torch.export`` program beside the weights so the version loads without the class.
     resume : str, optional
-        Run id (or ``"last"``) whose checkpoint to continue from.
+        Run id (or ``"last"``) whose checkpoint to continue from, with any ``devices``. With
+        several nodes every node passes the same value; the node that recorded the run sends
+        its checkpoint to the others and records the resumed run again.
     name : str, optional
         Register the trained model as a new version of this registered model.
     export_script : str, optional
@@ -121,9 +123,6 @@ class TrainConfig:
         if self.devices > 1 and self.batch_size < self.devices:
             raise InputError(f"--batch-size {self.batch_size} is the global batch, split over "
                              f"--devices {self.devices}: make it at least {self.devices}")
-        if self.devices > 1 and self.resume:
-            raise InputError("--resume works for one process; multi-process resume is not "
-                             "supported yet")
         self._validate_nodes()
         if self.export_script is not None and self.resume:
             raise InputError("--export-script writes a fresh training; it cannot --resume")
@@ -164,9 +163,6 @@ class TrainConfig:
         if self.batch_size < self.devices * self.nodes:
             raise InputError(f"--batch-size {self.batch_size} is the global batch, split over "
                              f"{self.devices * self.nodes} processes: make it at least that")
-        if self.resume:
-            raise InputError("--resume works for one process; multi-node resume is not "
-                             "supported yet")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -288,9 +288,15 @@ def run_loop(
 
     On ``stop`` the loop ends after the current batch and restores the weights of the last
     completed epoch. With ``early_stop`` the best epoch's weights are restored at the end.
+    Batches with a ``set_epoch(epoch)`` method get it at each epoch start (a
+    ``DistributedSampler``'s reshuffle); for a ``DistributedDataParallel`` model the wrapped
+    module's state is what is captured, checkpointed and restored.
     """
     import torch
 
+    # a DistributedDataParallel wrapper trains; its module's state is what is kept and restored
+    inner = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+    set_epoch = getattr(train, "set_epoch", None)  # a DistributedSampler's reshuffle, seeding
     meta = resume_meta or {}
     out = LoopOutcome(history=list(meta.get("history", [])), epochs_completed=start_epoch)
     best = meta.get("best")
@@ -298,7 +304,7 @@ def run_loop(
     waited = meta.get("waited", 0)
     best_state = None
     boundary = checkpoints.StateMirror()  # the state at the last epoch end: what a stop restores
-    boundary.capture(start_epoch - 1, model, optimizer, generator)
+    boundary.capture(start_epoch - 1, inner, optimizer, generator)
     report_batches = on_event is not ignore_event
     model.train()
     loop_start = time.perf_counter()
@@ -306,6 +312,8 @@ def run_loop(
         t0 = time.perf_counter()
         losses, sizes = [], []
         seen = 0
+        if set_epoch is not None:
+            set_epoch(epoch)
         for b, (xb, yb) in enumerate(train.epoch(generator)):
             optimizer.zero_grad(set_to_none=True)
             batch_loss = loss(model(xb), yb)
@@ -320,7 +328,7 @@ def run_loop(
                 break
         out.steps += len(losses)
         if stop.is_set():
-            model.load_state_dict(boundary.model)
+            inner.load_state_dict(boundary.model)
             out.status = "interrupted"
             if writer is not None and boundary.epoch >= start_epoch:
                 writer.submit(boundary.snapshot(_meta(out, best, best_epoch, waited)))
@@ -333,7 +341,7 @@ def run_loop(
         metrics["samples_per_second"] = seen / seconds if seconds > 0 else float("nan")
         out.history.append({"epoch": epoch + 1, **metrics})
         out.epochs_completed = epoch + 1
-        boundary.capture(epoch, model, optimizer, generator)
+        boundary.capture(epoch, inner, optimizer, generator)
 
         improved = False
         if config.early_stop is not None:
@@ -353,6 +361,6 @@ def run_loop(
     out.loop_seconds = time.perf_counter() - loop_start
     if config.early_stop is not None and best_epoch is not None:
         if best_state is not None:
-            model.load_state_dict(best_state)
+            inner.load_state_dict(best_state)
         out.best_epoch = best_epoch
     return out

@@ -155,7 +155,15 @@ def prepare(model: Any, data: Data, val: Data | None, task: TaskInfo, config: Tr
 
 
 def find_resume_run(model: Any, config: TrainConfig, fp: dict, store: Store) -> Any:
-    """The interrupted run ``config.resume`` names (``"last"``: the newest on this data)."""
+    """The interrupted run ``config.resume`` names (``"last"``: the newest on this data).
+
+    With several nodes only the node that recorded the run has it (and its checkpoint): on
+    the others this returns ``None`` and their workers receive the checkpoint from that node.
+    """
+    if config.nodes > 1:
+        from .multinode import find_resume_run_on_node
+
+        return find_resume_run_on_node(model, config, fp, store)
     cls = f"{type(model).__module__}.{type(model).__qualname__}"
     if config.resume == "last":
         runs = store.search_runs(

@@ -68,6 +68,8 @@ class WorkerPool:
             try:
                 elastic_launch(config, pool_main)(
                     self.job_queues, self.events, self.results, self.stop_request, backend)
+            except KeyboardInterrupt:  # interrupt_launcher: keep no traceback (it holds the store)
+                pass
             except BaseException as exc:
                 self.error = exc
 
@@ -78,29 +80,48 @@ class WorkerPool:
     def alive(self) -> bool:
         return self.thread.is_alive()
 
-    def run(self, payload: bytes, on_event: EventCallback, stop: StopFlag) -> dict[str, Any]:
+    def run(self, payload: bytes, on_event: EventCallback, stop: StopFlag,
+            checkpoint_dir: str | None = None) -> dict[str, Any]:
         """Send one job to every rank, relay rank 0's events, return rank 0's result.
+
+        Parameters
+        ----------
+        payload : bytes
+            The pickled :class:`~aimodel_kernel.engine.dist_worker.WorkerJob`.
+        on_event : callable
+            Receives rank 0's progress events, on this thread.
+        stop : StopFlag
+            Set (or the first Ctrl-C) to stop every rank after the same step.
+        checkpoint_dir : str, optional
+            Where rank 0 writes the run's checkpoints.
 
         Raises
         ------
         WorkerFailed
             A rank raised or was killed; the pool is gone by then.
+        KeyboardInterrupt
+            A second Ctrl-C: the workers are stopped at once and the pool is ended.
         """
         self.stop_request.clear()
         for q in self.job_queues:
-            q.put(payload)
+            q.put((payload, checkpoint_dir))
         self.jobs += 1
-        with stop_on_sigint(stop), quiet_launcher():
-            while True:
-                if stop.is_set():
-                    self.stop_request.set()
-                self._relay(on_event, timeout=0.05)
-                with contextlib.suppress(queue_mod.Empty):
-                    result = self.results.get_nowait()
-                    break
-                if not self.alive():
-                    self._relay(on_event, timeout=0.0)
-                    raise self._failure()
+        try:
+            with stop_on_sigint(stop), quiet_launcher():
+                while True:
+                    if stop.is_set():
+                        self.stop_request.set()
+                    self._relay(on_event, timeout=0.05)
+                    with contextlib.suppress(queue_mod.Empty):
+                        result = self.results.get_nowait()
+                        break
+                    if not self.alive():
+                        self._relay(on_event, timeout=0.0)
+                        raise self._failure()
+        except BaseException:
+            if self.alive():  # left mid-job: these workers cannot take another job
+                interrupt_launcher(self.thread)
+            raise
         while self._relay(on_event, timeout=0.05):  # events still in the pipe
             pass
         return result
@@ -165,6 +186,25 @@ def shutdown_pool() -> bool:
 
 
 atexit.register(shutdown_pool)
+
+
+def interrupt_launcher(thread: threading.Thread, timeout: float = 60.0) -> bool:
+    """End an elastic launch running on ``thread`` now, as Ctrl-C ends one in a main thread.
+
+    ``KeyboardInterrupt`` is raised inside the thread (``PyThreadState_SetAsyncExc``; it lands
+    at the thread's next Python instruction, within the agent's one-second polling). The agent's
+    ``run`` then stops its workers (SIGTERM, SIGKILL after its shutdown timeout) and the launch
+    closes its rendezvous; the thread's target must swallow the ``KeyboardInterrupt`` without
+    keeping its traceback, so the rendezvous store and its port are freed. Returns whether the
+    thread ended within ``timeout`` seconds.
+    """
+    import ctypes
+
+    if thread.is_alive() and thread.ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident),
+                                                   ctypes.py_object(KeyboardInterrupt))
+    thread.join(timeout)
+    return not thread.is_alive()
 
 
 @contextlib.contextmanager
