@@ -57,8 +57,9 @@ class AimodelMagics(Magics):
     @argument("--seed", type=int, help="seed for the split, shuffling and initial state")
     @argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="PyTorch: device")
     @argument("--devices", type=int, metavar="N",
-              help="PyTorch: train on N worker processes (torch.distributed, DDP); the global "
-                   "batch is split across them")
+              help="PyTorch: train on N worker processes (torch.distributed, DDP); "
+                   "--batch-size is the global batch, split across them (a DataLoader's own "
+                   "batch_size is per process)")
     @argument("--backend", choices=["auto", "gloo", "nccl"],
               help="PyTorch: torch.distributed backend for --devices (NCCL on GPUs, gloo on CPU)")
     @argument("--nodes", type=int, metavar="N",
