@@ -166,9 +166,16 @@ class DiffReport(Report):
         for name, m in metrics.items():
             extra = [_interval(m.get("interval_a")), _interval(m.get("interval_b"))] if ci else []
             rows.append([name, _shown(m["a"]), _shown(m["b"]), _delta_cell(name, m), *extra])
-        changed = sum(1 for name, m in metrics.items()
-                      if (m["delta"] or m["delta"] is None) and name not in MACHINE_METRICS)
-        return Part(f"Metrics ({changed} changed)", table=(header, rows), changed=bool(changed))
+        shown = {n: m for n, m in metrics.items() if n not in MACHINE_METRICS}
+        changed = sum(1 for m in shown.values() if m["delta"])
+        counts = [f"{changed} changed"]
+        for side in ("a", "b"):  # recorded on one version only (say, evaluated on one side)
+            other = "b" if side == "a" else "a"
+            alone = sum(1 for m in shown.values() if m[side] is not None and m[other] is None)
+            if alone:
+                counts.append(f"{alone} only on {getattr(self.result, side)}")
+        return Part(f"Metrics ({', '.join(counts)})", table=(header, rows),
+                    changed=bool(changed or len(counts) > 1))
 
     def _per_class(self) -> Part | None:
         pc = self.result.per_class

@@ -148,3 +148,17 @@ def test_regression_flips_text(kind):
     assert "(1 closer, 1 further from y)" in d.summary
     text = DiffReport(d).text()
     assert "closer to y 1, further 1" in text and "max 1" in text
+
+
+def test_metrics_recorded_on_one_side_only_are_not_counted_as_changed():
+    d = VersionDiff("m/1", "m/2", "run-a", "run-b")
+    d.metrics = metric_deltas({"train_accuracy": 0.9, "eval.accuracy": 0.9, "eval.r2": 0.5},
+                              {"train_accuracy": 0.9, "eval.accuracy": 0.92}, {}, {})
+    d.summary = summarize(d)
+    payload = DiffReport(d).payload()
+    titles = [sec["title"] for sec in payload["sections"]]
+    assert "Metrics (1 changed, 1 only on m/1)" in titles, titles
+    d.metrics = metric_deltas({"train_accuracy": 0.9}, {"train_accuracy": 0.9, "eval.r2": 0.5},
+                              {}, {})
+    titles = [sec["title"] for sec in DiffReport(d).payload()["sections"]]
+    assert "Metrics (0 changed, 1 only on m/2)" in titles, titles
