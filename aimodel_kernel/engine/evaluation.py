@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -31,6 +31,7 @@ REGRESSION_SCORERS = {"mae": "neg_mean_absolute_error", "rmse": "neg_root_mean_s
 class EvaluationResult:
     """Metrics of one model on one data set, with curves, and optional CV and intervals."""
 
+    artifact_dir: ClassVar[str] = "evaluation"  # where its files go on the run
     task: TaskInfo
     metrics: dict[str, float]
     per_class: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -364,16 +365,3 @@ def _log(model: Any, result: EvaluationResult, store: Any) -> None:
         result.logged = False
         result.notes.append(f"not logged to run {link.run_id}: {exc}")
         warnings.warn(f"could not log the evaluation to run {link.run_id}: {exc}", stacklevel=3)
-
-
-def log_evaluation_artifact(
-    result: EvaluationResult, name: str, data: bytes, *, store: Any = None
-) -> bool:
-    """Add ``data`` as ``evaluation/<name>`` (e.g. ``plots.png``) of the result's run.
-
-    Returns ``False`` (and writes nothing) when the result was not logged to a run.
-    """
-    if not result.logged or result.run_id is None:
-        return False
-    store_for(result.tracking_uri, store).log_bytes(result.run_id, data, f"evaluation/{name}")
-    return True

@@ -29,7 +29,7 @@ from .explain_inputs import (
     match_class,
     sample_rows,
 )
-from .explain_record import log_explanation_artifact, log_result
+from .explain_record import log_result
 from .explainers import (
     BACKGROUND,
     SLOW,
@@ -47,8 +47,7 @@ MAX_ROWS = 1000  # rows a global view explains by default (tree and linear expla
 SLOW_MAX_ROWS = WARN_ROWS  # ... with a per-row explainer (gradient, permutation, kernel)
 LIME_BACKGROUND = 500  # rows LIME takes its feature statistics from
 
-__all__ = ["METHODS", "ExplainResult", "SlowExplanationWarning", "explain",
-           "log_explanation_artifact"]
+__all__ = ["METHODS", "ExplainResult", "SlowExplanationWarning", "explain"]
 
 
 @dataclass

@@ -50,17 +50,3 @@ def log_result(model: Any, result: ExplainResult, store: Any = None) -> None:
         result.logged = False
         result.notes.append(f"not logged to run {link.run_id}: {exc}")
         warnings.warn(f"could not log the explanation to run {link.run_id}: {exc}", stacklevel=3)
-
-
-def log_explanation_artifact(
-    result: ExplainResult, name: str, data: bytes, *, store: Any = None
-) -> bool:
-    """Add ``data`` as ``<artifact_dir>/<name>`` (e.g. ``explain/plots.png``) of the result's run.
-
-    Returns ``False`` (and writes nothing) when the result was not logged to a run.
-    """
-    if not result.logged or result.run_id is None:
-        return False
-    store_for(result.tracking_uri, store).log_bytes(result.run_id, data,
-                                                     f"{result.artifact_dir}/{name}")
-    return True

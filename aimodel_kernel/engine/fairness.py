@@ -11,7 +11,7 @@ import math
 import warnings
 from dataclasses import dataclass, field, fields
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -48,6 +48,7 @@ class FairnessResult:
     thresholds.
     """
 
+    artifact_dir: ClassVar[str] = "fairness"  # where its files go on the run
     task: TaskInfo
     sensitive: list[str]
     n_samples: int
@@ -375,15 +376,3 @@ def write_audit(store: Any, run_id: str, result: FairnessResult) -> None:
         result.logged = False
         result.notes.append(f"not logged to run {run_id}: {exc}")
         warnings.warn(f"could not log the fairness audit to run {run_id}: {exc}", stacklevel=3)
-
-
-def log_fairness_artifact(result: FairnessResult, name: str, data: bytes, *,
-                          store: Any = None) -> bool:
-    """Add ``data`` as ``fairness/<name>`` (e.g. ``plots.png``) of the result's run.
-
-    Returns ``False`` (and writes nothing) when the result was not logged to a run.
-    """
-    if not result.logged or result.run_id is None:
-        return False
-    store_for(result.tracking_uri, store).log_bytes(result.run_id, data, f"fairness/{name}")
-    return True

@@ -301,6 +301,20 @@ def _metric_key(key: str) -> str:
 _stores: dict[tuple[str, str], Store] = {}
 
 
+def log_result_artifact(result: Any, name: str, data: bytes, *, store: Store | None = None
+                        ) -> bool:
+    """Add ``data`` as ``<result.artifact_dir>/<name>`` (e.g. ``evaluation/plots.png``) to the
+    run an evaluation, explanation or fairness result was logged to.
+
+    Returns ``False`` (and writes nothing) when the result was not logged to a run.
+    """
+    if not result.logged or result.run_id is None:
+        return False
+    store_for(result.tracking_uri, store).log_bytes(result.run_id, data,
+                                                    f"{result.artifact_dir}/{name}")
+    return True
+
+
 def store_for(uri: str | None, store: Store | None = None) -> Store:
     """``store`` if given; else the current settings' store, or, when a run was recorded under
     another tracking URI (the settings changed since), the store at that URI."""

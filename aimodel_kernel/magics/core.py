@@ -225,7 +225,8 @@ class AimodelMagics(Magics):
             %evaluate clf X_test y_test --ci         # bootstrap confidence intervals
         """
         from ..display.evaluation_report import EvaluationReport
-        from ..engine.evaluation import evaluate, log_evaluation_artifact
+        from ..engine.evaluation import evaluate
+        from ..engine.tracking import log_result_artifact
 
         args = parse(self.evaluate, line)
         model = resolve(self.shell, args.model, "model")
@@ -238,7 +239,7 @@ class AimodelMagics(Magics):
         if result.logged:
             png = report.png()
             if png:
-                log_evaluation_artifact(result, "plots.png", png)
+                log_result_artifact(result, "plots.png", png)
         return report
 
     # -- %workers ----------------------------------------------------------------------------

@@ -71,7 +71,8 @@ class ExplainMagics(Magics):
             r = %explain clf X_test                      # r.values, r.importance, r.to_dict()
         """
         from ..display.explain_report import ExplainReport
-        from ..engine.explain import SlowExplanationWarning, explain, log_explanation_artifact
+        from ..engine.explain import SlowExplanationWarning, explain
+        from ..engine.tracking import log_result_artifact
 
         args = parse(self.explain, line)
         model = resolve(self.shell, args.model, "model")
@@ -85,5 +86,5 @@ class ExplainMagics(Magics):
         if result.logged:
             png = report.png()
             if png:
-                log_explanation_artifact(result, "plots.png", png)
+                log_result_artifact(result, "plots.png", png)
         return report

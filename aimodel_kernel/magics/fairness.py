@@ -100,7 +100,8 @@ class FairnessMagics(Magics):
             r.summary, r.failed, r.mitigation.model                   # values and the model
         """
         from ..display.fairness_report import FairnessReport
-        from ..engine.fairness import audit, log_fairness_artifact
+        from ..engine.fairness import audit
+        from ..engine.tracking import log_result_artifact
 
         args = parse(self.fairness, line)
         if not args.mitigate:
@@ -123,10 +124,10 @@ class FairnessMagics(Magics):
             result = self._mitigate(args, model, X, y, sensitive, line, options)
         report = FairnessReport(result)
         if result.logged:
-            log_fairness_artifact(result, "plots.png", report.png())
+            log_result_artifact(result, "plots.png", report.png())
         after = result.mitigation.after_audit if result.mitigation is not None else None
         if after is not None and after.logged:
-            log_fairness_artifact(after, "plots.png", FairnessReport(after).png())
+            log_result_artifact(after, "plots.png", FairnessReport(after).png())
         return report
 
     def _mitigate(self, args: Any, model: Any, X: Any, y: Any, sensitive: list[Any],

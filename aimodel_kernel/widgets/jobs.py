@@ -201,8 +201,8 @@ def evaluate_on_validation(job: Job, settings: Settings | None = None) -> Any:
     if job.val_data is None:
         return None
     from ..display.evaluation_report import EvaluationReport
-    from ..engine.evaluation import evaluate, log_evaluation_artifact
-    from ..engine.tracking import get_store
+    from ..engine.evaluation import evaluate
+    from ..engine.tracking import get_store, log_result_artifact
 
     store = get_store(settings)
     result = evaluate(job.model, *job.val_data, log=True, store=store, name=job.model_name)
@@ -210,5 +210,5 @@ def evaluate_on_validation(job: Job, settings: Settings | None = None) -> Any:
     if result.logged:
         png = report.png()
         if png:
-            log_evaluation_artifact(result, "plots.png", png, store=store)
+            log_result_artifact(result, "plots.png", png, store=store)
     return report

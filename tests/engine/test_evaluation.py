@@ -31,9 +31,9 @@ from aimodel_kernel.engine.evaluation import (
     MAX_PLOT_POINTS,
     evaluate,
     evaluate_predictions,
-    log_evaluation_artifact,
 )
 from aimodel_kernel.engine.prediction import predict
+from aimodel_kernel.engine.tracking import log_result_artifact
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -387,10 +387,10 @@ def test_logs_onto_the_run_of_a_tracked_model(cancer_split):
     assert (kind, run_id) == ("metrics", "run123")
     assert ("eval.accuracy", r.metrics["accuracy"], None) in rows
     assert store.calls[1] == ("dict", "run123", "evaluation/report.json")
-    assert log_evaluation_artifact(r, "plots.png", b"\x89PNG", store=store)
+    assert log_result_artifact(r, "plots.png", b"\x89PNG", store=store)
     assert store.calls[2] == ("bytes", "run123", "evaluation/plots.png", b"\x89PNG")
     unlogged = evaluate(model, X, y, log=False)
-    assert not unlogged.logged and not log_evaluation_artifact(unlogged, "p.png", b"")
+    assert not unlogged.logged and not log_result_artifact(unlogged, "p.png", b"")
 
 
 def test_untracked_sklearn_evaluation_imports_neither_mlflow_nor_torch():
