@@ -134,7 +134,8 @@ class QueueProgress:
         self.queue.put(event)
 
 
-def _device(backend: str, local_rank: int, local_world: int) -> Any:
+def worker_device_for(backend: str, local_rank: int, local_world: int) -> Any:
+    """The device a worker trains on: its local GPU under NCCL (set as current), else the CPU."""
     import torch
 
     if backend == "nccl":
@@ -331,7 +332,7 @@ def pool_main(job_queues: list[Any], events: Any, results: Any, stop_request: An
     dist.init_process_group(backend)
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", dist.get_world_size()))
-    device = _device(backend, local_rank, local_world)
+    device = worker_device_for(backend, local_rank, local_world)
     try:
         while (message := job_queues[local_rank].get()) is not None:
             payload, checkpoint_dir = message
@@ -371,7 +372,7 @@ def job_main(payload: bytes, events: Any, results: Any, stop_request: Any, backe
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
     try:
-        device = _device(backend, local_rank, local_world)
+        device = worker_device_for(backend, local_rank, local_world)
         result = run_job(cloudpickle.loads(payload), events, stop_request, device,
                          checkpoint_dir)
         if local_rank == 0:

@@ -37,8 +37,8 @@ def choose_backend(config: TrainConfig) -> str:
     return backend
 
 
-def _payload(model: Any, plan: TorchPlan, config: TrainConfig, backend: str,
-             interval: float) -> bytes:
+def job_payload(model: Any, plan: TorchPlan, config: TrainConfig, backend: str,
+                interval: float) -> bytes:
     """The job as cloudpickle bytes; say which part cannot be sent when pickling fails."""
     import cloudpickle
 
@@ -100,7 +100,7 @@ def prepare_job(model: Any, plan: TorchPlan, config: TrainConfig,
         from .multinode import check_rendezvous
 
         check_rendezvous(config)
-    payload = _payload(model, plan, config, backend, progress_interval)
+    payload = job_payload(model, plan, config, backend, progress_interval)
     if config.nodes == 1:
         get_pool(config.devices, backend)
     return backend, payload

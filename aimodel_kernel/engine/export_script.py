@@ -127,14 +127,14 @@ def write_export(model: Any, plan: Any, config: TrainConfig, *, store: Store,
     InputError
         A Dataset input, an unpicklable model, several nodes, or a path that cannot be written.
     """
-    from .distributed import _payload
+    from .distributed import job_payload
 
     if getattr(config, "nodes", 1) > 1:
         raise InputError("--export-script writes a script for torchrun, which places the "
                          "processes itself: leave out --nodes and use torchrun --nnodes")
     script, job_file = _paths(config.export_script)
     recorded = dataclasses.replace(config, export_script=None)
-    worker_job = _payload(model, plan, recorded, config.backend, 1.0)
+    worker_job = job_payload(model, plan, recorded, config.backend, 1.0)
     bundle = {
         "format": 1, "job": worker_job, "config": recorded,
         "params": {**params, "train.export_script": json.dumps(None)},
@@ -204,10 +204,10 @@ def pick_backend(config: TrainConfig) -> str:
 
 def worker_device(backend: str) -> Any:
     """This process's device (its local GPU under NCCL), as ``--devices`` workers choose it."""
-    from .dist_worker import _device
+    from .dist_worker import worker_device_for
 
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
-    return _device(backend, int(os.environ.get("LOCAL_RANK", 0)), local_world)
+    return worker_device_for(backend, int(os.environ.get("LOCAL_RANK", 0)), local_world)
 
 
 class ConsoleProgress:
