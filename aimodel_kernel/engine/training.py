@@ -57,6 +57,21 @@ class TrainResult:
     notes: list[str] = field(default_factory=list)
     parent: str | None = None
 
+    @classmethod
+    def of(cls, model: Any, outcome: Any, *, run_id: str, tracking_uri: str, config: Any,
+           framework: str, task: TaskInfo, seed: int, fingerprint: dict[str, Any],
+           parent: str | None, seconds: float, name: str | None) -> TrainResult:
+        """The result of a fit or loop ``outcome`` (its status, history, metrics, epochs)."""
+        return cls(
+            model_class=type(model).__name__, framework=framework, task=task,
+            status=outcome.status, run_id=run_id, tracking_uri=tracking_uri, seed=seed,
+            config=config.to_dict(), fingerprint=fingerprint, history=outcome.history,
+            metrics=outcome.metrics, epochs_completed=outcome.epochs_completed, seconds=seconds,
+            name=name, best_epoch=getattr(outcome, "best_epoch", None),
+            stopped_early=getattr(outcome, "stopped_early", False),
+            checkpoint=getattr(outcome, "checkpoint", None), notes=list(outcome.notes),
+            parent=parent)
+
     @property
     def ref(self) -> str | None:
         """``name/version`` when the model was registered."""
@@ -215,12 +230,9 @@ def train(
         raise
     if not getattr(outcome, "records", True):  # a worker node of a multi-node run: the node
         store.discard_run(run_id)              # with global rank 0 records it (multinode.py)
-        result = TrainResult(
-            model_class=type(model).__name__, framework=framework, task=task,
-            status=outcome.status, run_id="", tracking_uri=store.uri, seed=seed,
-            config=config.to_dict(), fingerprint=fp, history=outcome.history,
-            metrics=outcome.metrics, epochs_completed=outcome.epochs_completed,
-            seconds=time.perf_counter() - started, notes=list(outcome.notes), parent=parent)
+        result = TrainResult.of(model, outcome, run_id="", tracking_uri=store.uri, config=config,
+                                framework=framework, task=task, seed=seed, fingerprint=fp,
+                                parent=parent, seconds=time.perf_counter() - started, name=None)
         on_event(TrainingEnd(result.status, result.epochs_completed, ""))
         return result
     result = complete_run(store, model, plan, config, outcome, run_id=run_id,
@@ -310,14 +322,9 @@ def complete_run(store: Store, model: Any, plan: Any, config: TrainConfig, outco
         With the registered version when ``config.name`` is set. The run ends FINISHED (KILLED
         when training was interrupted), or FAILED when recording raises.
     """
-    result = TrainResult(
-        model_class=type(model).__name__, framework=framework, task=task, status=outcome.status,
-        run_id=run_id, tracking_uri=store.uri, seed=seed, config=config.to_dict(),
-        fingerprint=fingerprint, history=outcome.history, metrics=outcome.metrics,
-        epochs_completed=outcome.epochs_completed, seconds=seconds,
-        name=config.name, best_epoch=outcome.best_epoch, stopped_early=outcome.stopped_early,
-        checkpoint=outcome.checkpoint, notes=list(outcome.notes), parent=parent,
-    )
+    result = TrainResult.of(model, outcome, run_id=run_id, tracking_uri=store.uri, config=config,
+                            framework=framework, task=task, seed=seed, fingerprint=fingerprint,
+                            parent=parent, seconds=seconds, name=config.name)
     try:
         _finish(store, model, result, plan, config, outcome)
     except BaseException:
