@@ -79,7 +79,8 @@ class Part:
         if self.lines or (self.more and not self.table):
             out.append(view.text(self.title, "\n".join(self.lines + self.more), open=self.open))
         if self.table and self.table[1]:
-            title = self.caption or self.title
+            # below a text block of the same part, the table needs a title of its own
+            title = self.caption or (f"{self.title}, side by side" if out else self.title)
             if self.more:
                 title += f" ({'; '.join(self.more).strip('()')})"
             out.append(view.table(title, *self.table, sortable=self.sortable, open=self.open))

@@ -162,3 +162,8 @@ def test_metrics_recorded_on_one_side_only_are_not_counted_as_changed():
                               {}, {})
     titles = [sec["title"] for sec in DiffReport(d).payload()["sections"]]
     assert "Metrics (0 changed, 1 only on m/2)" in titles, titles
+
+
+def test_view_section_titles_are_unique():
+    titles = [sec["title"] for sec in DiffReport(_full_diff()).payload()["sections"]]
+    assert len(titles) == len(set(titles)), titles
