@@ -45,14 +45,6 @@ def same_threads(threads: int) -> Iterator[None]:
             torch.set_num_threads(before)
 
 
-def batch_of(X: np.ndarray, size: int) -> np.ndarray:
-    """The first ``size`` rows of ``X``, repeated when it has fewer."""
-    if len(X) >= size:
-        return np.ascontiguousarray(X[:size])
-    reps = -(-size // len(X))
-    return np.ascontiguousarray(np.concatenate([X] * reps)[:size])
-
-
 def measure(
     call: Callable[[Any], Any],
     inputs: dict[int, Any],

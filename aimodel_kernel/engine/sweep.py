@@ -156,10 +156,6 @@ def _is_int(text: str) -> bool:
 
 
 # -- combinations ---------------------------------------------------------------------------------
-def grid_size(space: Mapping[str, Sequence[Any]]) -> int:
-    return math.prod(len(v) for v in space.values())
-
-
 def expand(space: Mapping[str, Sequence[Any]], *, mode: str = "grid", n: int | None = None,
            seed: int = 0, limit: int = MAX_GRID) -> list[dict[str, Any]]:
     """The combinations to run: every one (``grid``) or ``n`` drawn without repetition
