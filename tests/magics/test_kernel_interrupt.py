@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 import pytest
 from jupyter_client.manager import start_new_kernel
+from kernel_client import interrupt_when, run, value
 
 SETUP = """
 %load_ext aimodel_kernel
@@ -32,61 +31,15 @@ slow = Slow(net)
 """
 
 
-def run(client, code: str, timeout: float = 120) -> list[dict]:
-    """Execute ``code`` and collect its iopub messages until the kernel is idle again."""
-    msg_id = client.execute(code)
-    messages = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        msg = client.get_iopub_msg(timeout=timeout)
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        messages.append(msg)
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            return messages
-    raise AssertionError(f"no reply to {code!r} within {timeout} s")
-
-
-def text_of(messages: list[dict]) -> str:
-    parts = []
-    for m in messages:
-        content = m["content"]
-        if m["msg_type"] == "stream":
-            parts.append(content["text"])
-        elif m["msg_type"] in ("execute_result", "display_data", "update_display_data"):
-            parts.append(content["data"].get("text/plain", ""))
-        elif m["msg_type"] == "error":
-            parts.append(f"{content['ename']}: {content['evalue']}")
-    return "\n".join(parts)
-
-
-def value(client, expr: str):
-    out = text_of(run(client, f"import json; print(json.dumps({expr}))"))
-    return json.loads(out.strip().splitlines()[-1])
-
-
 @pytest.mark.slow
 def test_stop_button_ends_training_cleanly_and_resume_continues(tmp_path: Path) -> None:
     km, client = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
     try:
         run(client, SETUP)
-        msg_id = client.execute("r = %train slow X y --epochs 8 --batch-size 32 --seed 1")
-        # wait until the first epoch has ended (progress shows it), then press "stop"
-        deadline = time.monotonic() + 120
-        seen_epoch = False
-        while not seen_epoch and time.monotonic() < deadline:
-            msg = client.get_iopub_msg(timeout=120)
-            if msg["parent_header"].get("msg_id") == msg_id:
-                seen_epoch = "epoch 2/8" in json.dumps(msg["content"])
-        assert seen_epoch, "training never reported progress"
-        km.interrupt_kernel()
-        while True:
-            msg = client.get_iopub_msg(timeout=120)
-            if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
-                    and msg["content"]["execution_state"] == "idle"):
-                break
-        reply = client.get_shell_msg(timeout=30)
-        assert reply["content"]["status"] == "ok", reply["content"]  # no traceback in the cell
+        # once the first epoch has ended (progress shows it), press "stop"
+        line = "r = %train slow X y --epochs 8 --batch-size 32 --seed 1"
+        reply = interrupt_when(km, client, line, "epoch 2/8")
+        assert reply["status"] == "ok", reply  # no traceback in the cell
 
         status = value(client, "r.status")
         epochs_done = value(client, "r.epochs_completed")

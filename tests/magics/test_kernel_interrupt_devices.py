@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 import pytest
 from jupyter_client.manager import start_new_kernel
-from test_kernel_interrupt import SETUP, run, text_of, value
+from kernel_client import interrupt_when, run, text_of, value
+from test_kernel_interrupt import SETUP
 
 LINE = "slow X y --epochs 8 --batch-size 32 --seed 1 --devices 2 --deterministic --no-export"
 
@@ -21,22 +20,9 @@ def test_stop_button_with_devices_keeps_the_epoch_and_resume_finishes_the_run(
     try:
         run(client, SETUP)
         run(client, "import copy; start = copy.deepcopy(slow.state_dict())")
-        msg_id = client.execute(f"r = %train {LINE}")
-        deadline = time.monotonic() + 180
-        seen_epoch = False
-        while not seen_epoch and time.monotonic() < deadline:
-            msg = client.get_iopub_msg(timeout=180)
-            if msg["parent_header"].get("msg_id") == msg_id:
-                seen_epoch = "epoch 2/8" in json.dumps(msg["content"])
-        assert seen_epoch, "training never reported progress"
-        km.interrupt_kernel()  # SIGINT to the kernel: every rank stops after the same step
-        while True:
-            msg = client.get_iopub_msg(timeout=180)
-            if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
-                    and msg["content"]["execution_state"] == "idle"):
-                break
-        reply = client.get_shell_msg(timeout=30)
-        assert reply["content"]["status"] == "ok", reply["content"]
+        # SIGINT to the kernel: every rank stops after the same step
+        reply = interrupt_when(km, client, f"r = %train {LINE}", "epoch 2/8", timeout=180)
+        assert reply["status"] == "ok", reply
 
         assert value(client, "r.status") == "interrupted"
         done = value(client, "r.epochs_completed")

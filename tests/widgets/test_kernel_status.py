@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 from jupyter_client.manager import start_new_kernel
+from kernel_client import run
 
 from aimodel_kernel.widgets.kernel_status import TARGET, StatusChannel
-from tests.magics.test_kernel_interrupt import run
 
 SETUP = """
 %load_ext aimodel_kernel
