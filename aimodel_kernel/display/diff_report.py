@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..engine.deltas import MACHINE_METRICS, format_delta, higher_is_better, ordinal
+from ..engine.metric_names import MACHINE_METRICS, format_delta, higher_is_better, ordinal
 from . import view
 from .diff_part import Part
 from .plots import new_figure, to_png

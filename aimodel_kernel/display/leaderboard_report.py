@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any, ClassVar
 
-from ..engine.deltas import MACHINE_METRICS
+from ..engine.metric_names import MACHINE_METRICS
 from ..engine.sweep import RANKING, SweepResult, Trial
 from . import view
 from .plots import new_figure, to_png

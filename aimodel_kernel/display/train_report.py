@@ -5,6 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any, ClassVar
 
+from ..engine.metric_names import HEADLINE
 from . import view
 from .plots import new_figure, to_png
 from .report import Report
@@ -108,7 +109,4 @@ class TrainReport(Report):
         return to_png(fig)
 
 
-_HEADLINE = (
-    "loss", "val_loss", "val_accuracy", "val_mae", "train_accuracy", "val_accuracy",
-    "train_r2", "val_r2",
-)
+_HEADLINE = tuple(k for k in HEADLINE if not k.startswith("eval."))  # what training records

@@ -7,65 +7,23 @@ from __future__ import annotations
 import difflib
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
-from urllib.request import url2pathname
 
+from .artifacts import RECORDED, SOURCE_CELL, SOURCE_LINE, RunFiles
 from .data import TaskInfo
 from .errors import InputError, NotFoundError
 from .tracking import TAG, Store, VersionRecord
 from .versions import parse_ref
 
-ARTIFACTS = {
-    "fingerprint": "data/fingerprint.json",
-    "environment": "environment.json",
-    "evaluation": "evaluation/report.json",
-    "importance": "explain/importance.json",
-    "fairness": "fairness/report.json",
-    "compression": "compress/report.json",
-}
 CONFIG_TAGS = ("framework", "model_class", "task", "classes", "deterministic")
 MAX_LINEAGE = 50
-
-
-class Artifacts:
-    """Reads a run's artifacts in place (embedded store) or by download (remote store)."""
-
-    def __init__(self, store: Store, run_id: str) -> None:
-        self.store, self.run_id = store, run_id
-        uri = store.run(run_id).info.artifact_uri
-        self.root = Path(url2pathname(urlparse(uri).path)) if uri.startswith("file:") else None
-
-    def path(self, rel: str) -> Path | None:
-        if self.root is not None:
-            local = self.root / rel
-            return local if local.exists() else None
-        try:
-            return self.store.download(self.run_id, rel)
-        except Exception:  # the artifact is absent from a remote store
-            return None
-
-    def json(self, rel: str, notes: list[str], ref: str) -> Any:
-        local = self.path(rel)
-        if local is None:
-            return None
-        try:
-            return json.loads(local.read_text())
-        except (OSError, ValueError) as exc:
-            notes.append(f"{ref}: {rel} could not be read ({exc}); left out")
-            return None
-
-    def text(self, rel: str) -> str | None:
-        local = self.path(rel)
-        return local.read_text() if local is not None else None
 
 
 @dataclass
 class Side:
     ref: str
     record: VersionRecord
-    files: Artifacts
+    files: RunFiles
     art: dict[str, Any]
     magic: str | None
     cell: str | None
@@ -100,12 +58,12 @@ class Side:
 
 
 def side_of(record: VersionRecord, store: Store, notes: list[str]) -> Side:
-    files = Artifacts(store, record.run_id)
-    art = {key: files.json(rel, notes, record.ref) for key, rel in ARTIFACTS.items()}
+    files = RunFiles(store, record.run_id)
+    art = {key: files.json(rel, notes, record.ref) for key, rel in RECORDED.items()}
     magic = record.run_tags.get(f"{TAG}magic")
     if magic is None or magic.endswith("…"):  # absent, or clipped to the tag length limit
-        magic = files.text("source/magic.txt") or magic
-    return Side(record.ref, record, files, art, magic, files.text("source/cell.py"))
+        magic = files.text(SOURCE_LINE) or magic
+    return Side(record.ref, record, files, art, magic, files.text(SOURCE_CELL))
 
 
 def _decode(value: str | None) -> Any:

@@ -25,8 +25,9 @@ from .compress_result import CompressResult, Variant, choose
 from .data import TaskInfo, take_rows, to_numpy
 from .errors import InputError
 from .latency import BATCHES, measure, same_threads
-from .onnx_export import OnnxModel, check_int8_path, export_sklearn, export_torch, need
+from .onnx_export import check_int8_path, export_sklearn, export_torch
 from .onnx_export import quantize_int8 as ort_quantize
+from .onnx_model import OnnxModel, need
 from .prediction import predict, prepare
 from .pruning import check_amount, count_params, prune_global, prune_structured
 from .serialize import framework_of, save_model

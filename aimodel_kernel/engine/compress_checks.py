@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .data import TaskInfo
-from .onnx_export import OnnxModel, labels_from_raw
+from .onnx_model import OnnxModel, labels_from_raw
 
 AGREEMENT_REL_TOL = 0.01  # regression: predictions within 1 % of the original's spread agree
 

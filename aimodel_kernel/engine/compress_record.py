@@ -8,23 +8,21 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 import warnings
-from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from . import records
+from .artifacts import COMPRESSION, FINGERPRINT, RunFiles
+from .environment import FORMAT_PACKAGES
 from .links import ModelLink
-from .serialize import save_model, save_onnx
-from .tracking import MODEL_DIR, TAG, Store, get_store
+from .recorder import Recording
+from .tracking import TAG, Store, get_store
 
 ROW_METRICS = ("size_bytes", "size_ratio", "sparsity", "latency_ms_p50", "latency_ms_p95",
                "latency_ms_p50_b256", "latency_ms_p95_b256", "speedup_b256", "accuracy", "r2",
                "rmse", "metric_drop", "max_abs_diff", "agreement")
 COPIED_TAGS = ("data.sha256", "data.shape", "seed", "deterministic")
-FINGERPRINT = "data/fingerprint.json"
-ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime", "skl2onnx")
+ONNX_PACKAGES = FORMAT_PACKAGES["onnx"]
 
 
 def _store(link: ModelLink | None, settings: Settings | None) -> Store:
@@ -75,7 +73,7 @@ def record(result: Any, model: Any, example: Any, link: ModelLink | None, *,
             for m in _numbers(row, f"compress.{row['name']}.")]
     try:
         store.log_metrics(link.run_id, rows)
-        store.log_dict(link.run_id, report, "compress/report.json")
+        store.log_dict(link.run_id, report, COMPRESSION)
         store.set_tags(link.run_id, {f"{TAG}compress.chosen": result.chosen or ""})
     except Exception as exc:  # the measurements are worth returning when the store is down
         result.notes.append(f"not logged to run {link.run_id}: {exc}")
@@ -118,42 +116,23 @@ def _register(store: Store, result: Any, v: Any, example: Any, link: ModelLink |
     for key in ("method", "amount"):
         if key in v.details:
             params[f"compress.prune.{key}"] = str(v.details[key])
-    run_id = store.start_run(run_name=f"{result.name}:{v.name}", params=params, tags=tags)
-    try:
+    with Recording.start(store, run_name=f"{result.name}:{v.name}", params=params,
+                         tags=tags) as recording:
+        run_id = recording.run_id
         manifest = {"task": task.to_dict(), "source_framework": result.framework,
-                    "variant": v.name, "run_id": run_id}
-        with tempfile.TemporaryDirectory(prefix="aimodel-variant-") as tmp:
-            if v.kind == "onnx":
-                saved = save_onnx(v.file, Path(tmp), manifest=manifest)
-            else:
-                saved = save_model(v.module, Path(tmp), manifest=manifest, example_input=example)
-            store.log_dir(run_id, tmp, MODEL_DIR)
-        sums = {f"{TAG}sha256.{n}": d for n, d in saved.checksums.items()}
-        store.set_tags(run_id, {**sums, f"{TAG}model_bytes": str(saved.size_bytes)})
+                    "variant": v.name}
+        if v.kind == "onnx":
+            recording.save_model(manifest=manifest, onnx_file=v.file)
+        else:
+            recording.save_model(v.module, manifest=manifest, example_input=example)
         row = v.to_dict(result.original)
-        store.log_metrics(run_id, [*_numbers(row, "compress."),
-                                   ("model_bytes", float(saved.size_bytes), None)])
-        store.log_dict(run_id, result.report(), "compress/report.json")
-        fingerprint = store.artifact(link.run_id, FINGERPRINT) if link is not None else None
-        if fingerprint is not None:  # the data the original (and so the variant) learnt from
-            store.log_text(run_id, fingerprint.read_text(), FINGERPRINT)
-        env = records.environment()
-        env["packages"].update(records.package_versions(ONNX_PACKAGES))
-        store.log_dict(run_id, env, "environment.json")
-        if source:
-            if source.get("line"):
-                store.log_text(run_id, source["line"], "source/magic.txt")
-            if source.get("cell"):
-                store.log_text(run_id, source["cell"], "source/cell.py")
-        version_tags = {f"{TAG}task": task.task, f"{TAG}compress.variant": v.name, **sums}
-        if result.parent:
-            version_tags[f"{TAG}parent"] = result.parent
-        if f"{TAG}data.sha256" in original_tags:
-            version_tags[f"{TAG}data.sha256"] = original_tags[f"{TAG}data.sha256"]
-        number = store.register_version(result.name, run_id, tags=version_tags)
-        store.set_tags(run_id, {f"{TAG}version": str(number)})
-        store.end_run(run_id, "FINISHED")
-    except BaseException:
-        store.end_run(run_id, "FAILED")
-        raise
+        store.log_metrics(run_id, _numbers(row, "compress."))
+        store.log_dict(run_id, result.report(), COMPRESSION)
+        # the data the original (and so the variant) learnt from
+        fingerprint = RunFiles(store, link.run_id).json(FINGERPRINT) if link else None
+        recording.log_inputs(fingerprint, source,
+                             packages=(*FORMAT_PACKAGES.get(result.framework, ()), *ONNX_PACKAGES))
+        number = recording.register(result.name, task=task.task, parent=result.parent,
+                                    data_sha256=original_tags.get(f"{TAG}data.sha256"),
+                                    tags={f"{TAG}compress.variant": v.name})
     return number

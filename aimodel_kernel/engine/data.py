@@ -356,3 +356,13 @@ def take_rows(X: Any, index: np.ndarray) -> Any:
         torch = _torch()
         return X[torch.as_tensor(index, dtype=torch.long, device=X.device)]
     return X[index]
+
+
+def allows_nan(model: Any) -> bool:
+    """Whether a scikit-learn estimator takes NaN features (never for a PyTorch module)."""
+    try:
+        from sklearn.utils import get_tags
+
+        return bool(get_tags(model).input_tags.allow_nan)
+    except Exception:  # a torch module or an object without tags
+        return False

@@ -6,76 +6,23 @@ plain data out; used by :func:`~aimodel_kernel.engine.diff.diff_versions`.
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 import numpy as np
 
-HEADLINE = ("eval.accuracy", "val_accuracy", "eval.r2", "val_r2", "eval.roc_auc", "eval.f1_macro",
-            "train_accuracy", "train_r2", "eval.rmse", "eval.mae", "val_mae", "val_loss", "loss")
-
+from .metric_names import (
+    HEADLINE,
+    MACHINE_METRICS,
+    delta,
+    format_delta,
+    higher_is_better,
+    is_fraction,
+    metric_label,
+    ordinal,
+)
 
 # metrics that the explanation, fairness and compression sections of a diff compare themselves
 SECTION_METRICS = ("explain.", "fairness.", "compress.")
-# metrics of the machine and the run, not of the model: never counted as a behaviour change
-MACHINE_METRICS = ("fit_seconds", "train_seconds", "samples_per_second", "model_bytes")
-
-
-_FRACTION = re.compile(r"accuracy|precision|recall|f1|auc")
-
-
-_LOWER_FIRST = ("difference", "disparity", "gap")
-
-
-_HIGHER = ("accuracy", "auc", "f1", "precision", "recall", "r2", "ratio", "per_second", "score")
-
-
-_LOWER = ("loss", "rmse", "mae", "mse", "error", "latency", "bytes", "size", "seconds", "time")
-
-
-def higher_is_better(name: str) -> bool | None:
-    """``True`` for accuracy-like names, ``False`` for losses, errors, sizes; else ``None``."""
-    low = name.lower()
-    if any(w in low for w in _LOWER_FIRST):
-        return False
-    if any(w in low for w in _HIGHER):
-        return True
-    if any(w in low for w in _LOWER):
-        return False
-    return None
-
-
-def is_fraction(name: str) -> bool:
-    """Accuracy-like metrics in [0, 1], whose deltas read best in percentage points."""
-    return bool(_FRACTION.search(name.lower())) and "loss" not in name.lower()
-
-
-def ordinal(n: int) -> str:
-    """``1st``, ``2nd``, ``3rd``, ``4th``, ``11th``, ``21st`` ..."""
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
-
-
-def format_delta(name: str, delta: float) -> str:
-    """A signed delta: percentage points for accuracy-like metrics, else 3 significant figures."""
-    if is_fraction(name):
-        return f"{delta * 100:+.1f} pt"
-    return f"{delta:+.3g}"
-
-
-def finite(value: Any) -> float | None:
-    """``value`` as a float, or ``None`` when absent, NaN or infinite."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def delta(va: Any, vb: Any) -> dict[str, Any]:
-    """``{"a", "b", "delta"}`` with ``delta = b - a`` when both are finite numbers."""
-    va, vb = finite(va), finite(vb)
-    return {"a": va, "b": vb, "delta": vb - va if va is not None and vb is not None else None}
 
 
 def _ranks(report: Any) -> dict[str, tuple[int, float]] | None:
@@ -250,11 +197,6 @@ def evaluation_deltas(
             return per_class, {"labels": ra["labels"], "delta": change.tolist()}
         notes.append("the evaluations have different class labels: no confusion change")
     return per_class, None
-
-
-def metric_label(name: str) -> str:
-    """``eval.roc_auc`` -> ``roc auc``."""
-    return (name[len("eval."):] if name.startswith("eval.") else name).replace("_", " ")
 
 
 def headline(metrics: dict[str, dict[str, Any]]) -> str | None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..config import Settings
 from . import flips
+from .artifacts import MODEL_DIR
 from .changes import (
     Side,
     code_changes,
@@ -25,6 +26,7 @@ from .changes import (
     param_changes,
     side_of,
 )
+from .data import allows_nan
 from .deltas import (
     compression_deltas,
     evaluation_deltas,
@@ -38,7 +40,7 @@ from .flips import flip_text
 from .plain import jsonable
 from .prediction import predict
 from .serialize import verify
-from .tracking import MODEL_DIR, get_store
+from .tracking import get_store
 from .versions import load_version, resolve
 
 
@@ -133,7 +135,7 @@ def _flips(a: Side, b: Side, X: Any, y: Any, settings: Settings | None,
     data = flips.check_rows(X, y, numeric=numeric, allow_nan=True)
     start = time.perf_counter()
     models = [_load(side, settings) for side in (a, b)]
-    if data.kind in ("array", "frame") and not all(flips.allows_nan(m) for m in models):
+    if data.kind in ("array", "frame") and not all(allows_nan(m) for m in models):
         flips.check_rows(X, y, numeric=numeric, allow_nan=False)
     timings["load"] += time.perf_counter() - start
     start = time.perf_counter()

@@ -18,6 +18,7 @@ from typing import Any
 from torch.distributed.elastic.multiprocessing.errors import record
 
 from .checkpoints import CheckpointWriter
+from .determinism import deterministic
 from .events import BatchEnd, EpochEnd, Event, RunStarted, ignore_event
 
 
@@ -237,19 +238,6 @@ def _batches(job: WorkerJob, rank: int, world: int, device: Any) -> tuple[Any, A
     return train, val
 
 
-@contextlib.contextmanager
-def _determinism(enabled: bool) -> Iterator[None]:
-    import torch
-
-    before = torch.are_deterministic_algorithms_enabled()
-    if enabled:
-        torch.use_deterministic_algorithms(True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before)
-
-
 def run_job(job: WorkerJob, events: Any, stop_request: Any, device: Any,
             checkpoint_dir: str | None = None) -> dict[str, Any]:
     """Train one job on this rank; every rank returns the (identical) trained weights.
@@ -288,7 +276,7 @@ def run_job(job: WorkerJob, events: Any, stop_request: Any, device: Any,
                                 world=world)
     stop = CollectiveStop(stop_request)
     try:
-        with _determinism(job.config.deterministic):
+        with deterministic(job.config.deterministic):
             outcome = run_loop(ddp, EpochSeeded(train, job.seed, rank), val, job.loss,
                                optimizer, job.config, generator=generator, on_event=on_event,
                                stop=stop, writer=writer, start_epoch=job.start_epoch,

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from .dist_outcome import checkpoint_dir, outcome_of
 from .errors import InputError
 from .events import EventCallback, StopFlag
 from .options import TrainConfig
-from .torch_training import TorchOutcome, TorchPlan
+from .torch_plan import TorchOutcome, TorchPlan
 from .worker_pool import WorkerFailed, get_pool, shutdown_pool
 
 __all__ = ["WorkerFailed", "choose_backend", "launch", "prepare_job", "shutdown_pool"]
@@ -87,28 +88,26 @@ def _unpicklable_attribute(model: Any) -> str | None:
     return None
 
 
-def prepare_job(model: Any, plan: TorchPlan, config: TrainConfig,
-                progress_interval: float = 0.2) -> tuple[str, bytes]:
+def prepare_job(model: Any, plan: TorchPlan, config: TrainConfig, *,
+                progress_interval: float = 0.2, start_pool: bool = True) -> tuple[str, bytes]:
     """The backend and the pickled job, checked before any run is opened.
 
     Once everything is checked, the warm pool of workers (one node) starts on its own thread
     (:func:`~aimodel_kernel.engine.worker_pool.get_pool` returns at once), so spawning the
-    workers overlaps with opening and recording the run.
+    workers overlaps with opening and recording the run. Several nodes start no pool
+    (``start_pool=False``): :mod:`.multinode` launches its workers itself.
     """
     backend = choose_backend(config)
-    if config.nodes > 1:  # several nodes: multinode.py
-        from .multinode import check_rendezvous
-
-        check_rendezvous(config)
     payload = job_payload(model, plan, config, backend, progress_interval)
-    if config.nodes == 1:
+    if start_pool:
         get_pool(config.devices, backend)
     return backend, payload
 
 
 def launch(model: Any, plan: TorchPlan, config: TrainConfig, *, on_event: EventCallback,
            stop: StopFlag, run_id: str) -> TorchOutcome:
-    """Train ``model`` on ``config.devices`` worker processes and load the result into it.
+    """Train ``model`` on ``config.devices`` worker processes of this machine and load the
+    result into it.
 
     The workers come from the warm pool (started on the first call).
 
@@ -117,37 +116,8 @@ def launch(model: Any, plan: TorchPlan, config: TrainConfig, *, on_event: EventC
     WorkerFailed
         A rank raised or was killed; every worker has been stopped by then.
     """
-    if config.nodes > 1:  # several nodes: a one-shot launch, no warm pool (multinode.py)
-        from .multinode import launch as launch_nodes
-
-        return launch_nodes(model, plan, config, on_event=on_event, stop=stop, run_id=run_id)
     backend, payload = plan.distributed_job
     checkpoint = checkpoint_dir(plan, config, run_id)
     result = get_pool(config.devices, backend).run(payload, on_event, stop, checkpoint)
     model.load_state_dict(result["state"])
     return outcome_of(result, f"trained on {result['world']} processes ({backend})", checkpoint)
-
-
-def checkpoint_dir(plan: TorchPlan, config: TrainConfig, run_id: str) -> str | None:
-    """Where rank 0 writes the run's checkpoints (the one-process place), or ``None``."""
-    return str(plan.checkpoint_root / run_id) if config.checkpoint else None
-
-
-def outcome_of(result: dict[str, Any], note: str, checkpoint: str | None = None) -> TorchOutcome:
-    """The :class:`TorchOutcome` of rank 0's result: its last epoch's metrics, throughput
-    summed over ranks, the world size, and the checkpoint rank 0 kept in ``checkpoint``."""
-    loop = result["outcome"]
-    last = loop.history[-1] if loop.history else {}
-    metrics = {k: v for k, v in last.items() if k != "epoch"}
-    if "samples_per_second" in metrics:
-        metrics["samples_per_second"] *= result["world"]
-    metrics["train_seconds"] = loop.loop_seconds
-    metrics["world_size"] = float(result["world"])
-    return TorchOutcome(
-        status=loop.status, history=loop.history, metrics=metrics,
-        epochs_completed=loop.epochs_completed, best_epoch=loop.best_epoch,
-        stopped_early=loop.stopped_early,
-        checkpoint=checkpoint if result.get("checkpoint_epoch") is not None else None,
-        checkpoint_epoch=result.get("checkpoint_epoch"),
-        notes=[note, *result.get("notes", [])],
-    )

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import links
+from .artifacts import EVALUATION
 from .data import TaskInfo
 from .errors import InputError
 from .plain import jsonable
@@ -360,7 +361,7 @@ def _log(model: Any, result: EvaluationResult, store: Any) -> None:
         target = store_for(link.tracking_uri, store)
         target.log_metrics(link.run_id, rows)
         result.logged = True
-        target.log_dict(link.run_id, result.to_dict(), "evaluation/report.json")
+        target.log_dict(link.run_id, result.to_dict(), EVALUATION)
     except Exception as exc:  # the evaluation is worth keeping even when the store is down
         result.logged = False
         result.notes.append(f"not logged to run {link.run_id}: {exc}")

@@ -65,15 +65,6 @@ def check_numeric(X: Any, kind: str, x_name: str) -> None:
                          "encode them, or explain a Pipeline whose first steps encode them")
 
 
-def allow_nan(model: Any) -> bool:
-    """Whether the estimator's tags accept NaN in X."""
-    try:
-        from sklearn.utils import get_tags
-
-        return bool(get_tags(model).input_tags.allow_nan)
-    except Exception:  # not an estimator with tags
-        return False
-
 
 # -- the explanation space -------------------------------------------------------------------
 class Space:

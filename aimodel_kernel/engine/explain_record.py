@@ -4,16 +4,13 @@
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import links
+from .artifacts import IMPORTANCE
+from .explain_result import ExplainResult
 from .plain import jsonable
 from .tracking import store_for
-
-if TYPE_CHECKING:
-    from .explain import ExplainResult
-
-
 
 
 def importance_record(result: ExplainResult) -> dict[str, Any]:
@@ -40,7 +37,7 @@ def log_result(model: Any, result: ExplainResult, store: Any = None) -> None:
             rows += [("explain.rows", result.sample_size, None),
                      ("explain.background", result.background_size, None)]
             target.log_metrics(link.run_id, rows)
-            target.log_dict(link.run_id, importance_record(result), "explain/importance.json")
+            target.log_dict(link.run_id, importance_record(result), IMPORTANCE)
         else:
             result.artifact_dir = f"explain/local/row_{result.row}"
             target.log_dict(link.run_id, result.to_dict(),

@@ -6,7 +6,8 @@ files: ``PATH`` (a short Python script) and ``<stem>.job.pkl`` beside it (the cl
 SHA-256 of the job file is checked before anything is unpickled. Each process the launcher
 starts joins the process group (``env://``), trains with
 :func:`~aimodel_kernel.engine.dist_worker.run_job` like ``--devices N`` does, and rank 0
-records the run and the version through :func:`~aimodel_kernel.engine.training.complete_run`.
+records the run and the version through
+:func:`~aimodel_kernel.engine.train_record.complete_run`.
 Nothing is recorded in the kernel: the run exists once the script runs.
 """
 
@@ -226,47 +227,54 @@ class ConsoleProgress:
 
 class ExportRecorder:
     """Rank 0's recording: opens the run like ``train()`` does and finishes it with
-    :func:`~aimodel_kernel.engine.training.complete_run`."""
+    :func:`~aimodel_kernel.engine.train_record.complete_run`."""
 
     def __init__(self, bundle: dict[str, Any], tracking_uri: str, home: str) -> None:
         from ..config import Settings
 
         self.bundle = bundle
         self.store = Store(Settings(home=Path(home), tracking_uri=tracking_uri))
-        self.run_id: str | None = None
+        self.recording: Any = None
         self.started = 0.0
+
+    @property
+    def run_id(self) -> str | None:
+        return self.recording.run_id if self.recording is not None else None
 
     def start(self, world: int) -> str:
         """Open the RUNNING run (``train.devices`` is the world size actually launched)."""
-        from .training import record_inputs
+        from .environment import FORMAT_PACKAGES
+        from .recorder import Recording
 
         b = self.bundle
         params = {**b["params"], "train.devices": json.dumps(world)}
-        self.run_id = self.store.start_run(run_name=b["run_name"], params=params, tags=b["tags"])
+        self.recording = Recording.start(self.store, run_name=b["run_name"], params=params,
+                                         tags=b["tags"])
         self.started = time.perf_counter()
         try:
-            record_inputs(self.store, self.run_id, b["fingerprint"], b["source"])
+            self.recording.log_inputs(b["fingerprint"], b["source"],
+                                      packages=FORMAT_PACKAGES["torch"])
         except BaseException:
             self.fail()
             raise
-        return self.run_id
+        return self.recording.run_id
 
     def fail(self) -> None:
-        if self.run_id is not None:
-            self.store.end_run(self.run_id, "FAILED")
+        if self.recording is not None:
+            self.recording.end("FAILED")
 
     def finish(self, model: Any, result: dict[str, Any], backend: str) -> Any:
         """Load rank 0's weights into ``model``, record metrics, model files and version."""
-        from .distributed import outcome_of
-        from .training import complete_run
+        from .dist_outcome import outcome_of
+        from .train_record import complete_run
 
         b = self.bundle
         model.to("cpu").load_state_dict(result["state"])
         outcome = outcome_of(
             result, f"trained on {result['world']} processes ({backend}) by an exported script")
-        return complete_run(self.store, model, b["plan"], b["config"], outcome,
-                            run_id=self.run_id, framework="torch", task=b["task"],
-                            seed=b["seed"], fingerprint=b["fingerprint"], parent=b["parent"],
+        return complete_run(self.recording, model, b["plan"], b["config"], outcome,
+                            framework="torch", task=b["task"], seed=b["seed"],
+                            fingerprint=b["fingerprint"], parent=b["parent"],
                             seconds=time.perf_counter() - self.started)
 
 

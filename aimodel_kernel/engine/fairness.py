@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import links
+from .artifacts import FAIRNESS, RunFiles
 from .data import TaskInfo
 from .errors import InputError, require
 from .fairness_ci import bootstrap
@@ -35,7 +36,7 @@ CLASSIFICATION_CHECKS = (
 )
 REGRESSION_CHECKS = (("mae_ratio", ">=", "ratio"),)
 MIN_RATE_ROWS = 5  # fewer positive (negative) rows than this make a group's TPR (FPR) shaky
-ARTIFACT = "fairness/report.json"
+ARTIFACT = FAIRNESS
 
 
 @dataclass
@@ -361,14 +362,9 @@ def log_audit(model: Any, result: FairnessResult, store: Any = None) -> None:
 
 def write_audit(store: Any, run_id: str, result: FairnessResult) -> None:
     """Write the audit onto ``run_id`` of ``store`` (see :func:`log_audit`)."""
-    import json
-
     rows = [(f"fairness.{k}", v, None) for k, v in result.summary.items() if math.isfinite(v)]
-    from .changes import Artifacts
-
     try:
-        old = Artifacts(store, run_id).path(ARTIFACT)
-        previous = json.loads(old.read_text()) if old is not None else None
+        previous = RunFiles(store, run_id).json(ARTIFACT)
         store.log_metrics(run_id, rows)
         result.run_id, result.logged = run_id, True
         store.log_dict(run_id, report_document(result, previous), ARTIFACT)

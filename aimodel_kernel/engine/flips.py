@@ -206,15 +206,6 @@ def compare_predictions(
     return regression_changes(pred_a, pred_b, y)
 
 
-def allows_nan(model: Any) -> bool:
-    """Whether a scikit-learn estimator takes NaN features (never for a PyTorch module)."""
-    try:
-        from sklearn.utils import get_tags
-
-        return bool(get_tags(model).input_tags.allow_nan)
-    except Exception:  # a torch module or an object without tags
-        return False
-
 
 # -- metric conventions --------------------------------------------------------------------------
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import platform
 import shlex
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -35,19 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from .data import check_data, fingerprint
+from .environment import packages_in_use
 from .errors import AimodelError, InputError, NotFoundError
 from .tracking import TAG, Store
 
 LOCK_VERSION = 1
 DEFAULT_FILE = "aimodel.lock.json"
 SUFFIX = ".aimodel-lock.json"
-ALWAYS = ("aimodel-kernel", "numpy", "scikit-learn", "mlflow")
-IF_IMPORTED = {  # import name -> distribution name
-    "torch": "torch", "pandas": "pandas", "scipy": "scipy", "shap": "shap",
-    "fairlearn": "fairlearn", "onnx": "onnx", "onnxruntime": "onnxruntime",
-    "skl2onnx": "skl2onnx", "skops": "skops", "safetensors": "safetensors", "lime": "lime",
-    "matplotlib": "matplotlib", "xgboost": "xgboost", "lightgbm": "lightgbm",
-}
 
 
 # -- where ------------------------------------------------------------------------------------
@@ -83,19 +76,6 @@ def kernel_started() -> float | None:
 
 
 # -- what -------------------------------------------------------------------------------------
-def packages_in_use(modules: Mapping[str, Any] | None = None) -> dict[str, str]:
-    """Installed versions of :data:`ALWAYS` and of the :data:`IF_IMPORTED` packages imported."""
-    modules = sys.modules if modules is None else modules
-    names = [*ALWAYS, *(dist for mod, dist in IF_IMPORTED.items() if mod in modules)]
-    out = {}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
-
-
 def line_names(line: str) -> dict[str, str | None]:
     """``model``, ``X`` and ``y`` as written in a ``%train`` line (``{}`` for other lines)."""
     try:

@@ -23,6 +23,7 @@ import numpy as np
 from ..config import Settings
 from . import links, records
 from .data import TaskInfo, check_data, fingerprint
+from .environment import FORMAT_PACKAGES
 from .errors import InputError, require
 from .fair_models import (
     REDUCTION_MOMENTS,
@@ -33,9 +34,10 @@ from .fair_models import (
 )
 from .fairness import FairnessResult, _audit_model, audit_predictions, log_audit, write_audit
 from .groups import GroupData, check_groups, sensitive_frame
+from .metric_names import delta, higher_is_better
 from .prediction import check_labels, is_torch_model
-from .serialize import save_model
-from .tracking import MODEL_DIR, TAG, check_model_name, get_store
+from .recorder import Recording
+from .tracking import TAG, check_model_name, get_store
 
 METHODS = ("threshold", "reduction")
 CONSTRAINTS = THRESHOLD_CONSTRAINTS
@@ -70,8 +72,6 @@ class MitigationResult:
 
     def comparison(self) -> list[dict[str, Any]]:
         """Before / after rows of accuracy and each disparity, with the change."""
-        from .deltas import delta, higher_is_better
-
         return [{"metric": m, **delta(self.before.get(m), self.after.get(m)),
                  "higher_is_better": higher_is_better(m)}
                 for m in [*self.before, *(k for k in self.after if k not in self.before)]]
@@ -313,39 +313,20 @@ def _register(result: MitigationResult, X_fit: Any, y_fit: np.ndarray, task: Tas
         f"{TAG}mitigation": result.method, f"{TAG}parent": result.parent,
         f"{TAG}magic": (source or {}).get("line"),
     }
-    run_id = store.start_run(run_name=name, params=params, tags=tags)
-    try:
-        store.log_dict(run_id, fp, "data/fingerprint.json")
-        env = records.environment()
-        env["packages"].update(records.package_versions(("fairlearn",)))
-        store.log_dict(run_id, env, "environment.json")
-        for key, path in (("cell", "source/cell.py"), ("line", "source/magic.txt")):
-            if (source or {}).get(key):
-                store.log_text(run_id, source[key], path)
-        with tempfile.TemporaryDirectory(prefix="aimodel-model-") as tmp:
-            extra = Path(tmp) / "extra" / MITIGATION_FILE
-            extra.parent.mkdir()
+    with Recording.start(store, run_name=name, params=params, tags=tags) as recording:
+        run_id = recording.run_id
+        recording.log_inputs(fp, source, packages=(*FORMAT_PACKAGES["sklearn"], "fairlearn"))
+        with tempfile.TemporaryDirectory(prefix="aimodel-mitigation-") as tmp:
+            extra = Path(tmp) / MITIGATION_FILE
             extra.write_text(json.dumps(result.details, indent=2, default=str))
-            manifest = {"task": task.to_dict(), "run_id": run_id, "feature_names": feature_names,
+            manifest = {"task": task.to_dict(), "feature_names": feature_names,
                         "mitigation": {k: result.details[k] for k in ("method", "constraint")}}
-            saved = save_model(model, Path(tmp) / "model", manifest=manifest,
-                               extra_files={MITIGATION_FILE: extra})
-            store.log_dir(run_id, Path(tmp) / "model", MODEL_DIR)
-        checksums = {f"{TAG}sha256.{n}": d for n, d in saved.checksums.items()}
-        store.set_tags(run_id, {**checksums, f"{TAG}model_bytes": str(saved.size_bytes)})
-        store.log_metrics(run_id, [("model_bytes", float(saved.size_bytes), None)])
+            recording.save_model(model, manifest=manifest, extra_files={MITIGATION_FILE: extra})
         after = result.after_audit
         after.tracking_uri = store.uri
         write_audit(store, run_id, after)
-        version_tags = {f"{TAG}task": task.task, f"{TAG}data.sha256": fp["sha256"], **checksums}
-        if result.parent:
-            version_tags[f"{TAG}parent"] = result.parent
-        result.version = store.register_version(name, run_id, tags=version_tags)
-        store.set_tags(run_id, {f"{TAG}version": str(result.version)})
-        store.end_run(run_id, "FINISHED")
-    except BaseException:
-        store.end_run(run_id, "FAILED")
-        raise
+        result.version = recording.register(name, task=task.task, data_sha256=fp["sha256"],
+                                            parent=result.parent)
     result.run_id, result.tracking_uri = run_id, store.uri
     links.remember(model, links.ModelLink(run_id, store.uri, task, "sklearn", name,
                                           result.version,

@@ -34,11 +34,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .distributed import outcome_of
+from .dist_outcome import checkpoint_dir, outcome_of
 from .errors import InputError, NotFoundError
 from .events import EventCallback, StopFlag, stop_on_sigint
 from .options import TrainConfig, split_endpoint
-from .torch_training import TorchOutcome, TorchPlan
+from .torch_plan import TorchOutcome, TorchPlan
+from .torch_resume import find_resume_run
 from .tracking import Store
 from .worker_pool import WorkerFailed, interrupt_launcher, quiet_launcher, worker_failed
 
@@ -95,8 +96,6 @@ def find_resume_run_on_node(model: Any, config: TrainConfig, fp: dict, store: St
     The node that recorded the run (it hosted global rank 0) holds its checkpoint; its
     workers send it to the others, and its kernel records the resumed run again.
     """
-    from .torch_training import find_resume_run
-
     single = dataclasses.replace(config, nodes=1, node_rank=0, rdzv=None, rdzv_id=None)
     try:
         return find_resume_run(model, single, fp, store)
@@ -139,8 +138,6 @@ def launch(model: Any, plan: TorchPlan, config: TrainConfig, *, on_event: EventC
         A rank on this node failed, or the rendezvous or another node did; this node's
         workers have been stopped by then.
     """
-    from .distributed import checkpoint_dir
-
     backend, payload = plan.distributed_job
     checkpoint = checkpoint_dir(plan, config, run_id)
     result = _run(payload, backend, config, rendezvous_id(model, plan, config), on_event, stop,

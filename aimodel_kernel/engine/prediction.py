@@ -17,6 +17,7 @@ from .data import (
     TASKS,
     Data,
     TaskInfo,
+    allows_nan,
     check_data,
     infer_task,
     is_dataset,
@@ -145,14 +146,6 @@ def check_labels(y: np.ndarray, task: TaskInfo, y_name: str = "y") -> None:
         )
 
 
-def _allow_nan(model: Any) -> bool:
-    try:
-        from sklearn.utils import get_tags
-
-        return bool(get_tags(model).input_tags.allow_nan)
-    except Exception:  # not an estimator with tags
-        return False
-
 
 def prepare(
     model: Any, X: Any, y: Any = None, *, task: str = "auto", name: str | None = None
@@ -174,7 +167,7 @@ def prepare(
         An unfitted scikit-learn estimator.
     """
     torch_model = is_torch_model(model)
-    allow_nan = not torch_model and _allow_nan(model)
+    allow_nan = not torch_model and allows_nan(model)
     data = check_data(X, y, numeric=torch_model, allow_nan=allow_nan)
     check_fitted(model, name)
     info = resolve_task(model, data.y, task)

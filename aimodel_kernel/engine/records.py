@@ -3,44 +3,11 @@
 from __future__ import annotations
 
 import json
-import platform
-import sys
-from importlib import metadata
 from typing import Any
 
 from .data import TaskInfo
 from .options import TrainConfig
 from .tracking import TAG
-
-PACKAGES = (
-    "aimodel-kernel", "numpy", "scipy", "pandas", "scikit-learn", "torch", "mlflow",
-    "skops", "safetensors", "ipython",
-)
-
-
-def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
-    """Installed versions of the packages a model depends on (absent ones omitted)."""
-    versions = {"python": platform.python_version()}
-    for name in (*PACKAGES, *extra):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
-def environment() -> dict[str, Any]:
-    """Package versions plus platform facts (and torch threads / CUDA when torch is loaded)."""
-    env: dict[str, Any] = {
-        "packages": package_versions(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-    }
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        env["torch_threads"] = torch.get_num_threads()
-        env["cuda"] = torch.version.cuda if torch.cuda.is_available() else None
-    return env
 
 
 def model_params(

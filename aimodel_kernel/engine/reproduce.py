@@ -10,14 +10,15 @@ from typing import Any
 import numpy as np
 
 from ..config import Settings
+from .artifacts import MODEL_DIR, SOURCE_CELL
 from .data import check_data, fingerprint
-from .deltas import MACHINE_METRICS
 from .errors import InputError
 from .events import EventCallback, ignore_event
+from .metric_names import MACHINE_METRICS
 from .options import TrainConfig
 from .serialize import WEIGHTS_FILE, framework_of, verify
-from .torch_training import INITIAL_WEIGHTS
-from .tracking import MODEL_DIR, TAG, VersionRecord, get_store
+from .torch_plan import INITIAL_WEIGHTS
+from .tracking import TAG, VersionRecord, get_store
 from .versions import load_version, resolve
 
 # metrics that measure the machine, not the model
@@ -164,7 +165,7 @@ def reproduce(
 def _recorded_source(record: VersionRecord, settings: Settings | None) -> dict[str, str]:
     """The original's magic line and cell: the reproduction runs the same code."""
     line = record.run_tags.get(f"{TAG}magic", "")
-    cell = get_store(settings).artifact(record.run_id, "source/cell.py")
+    cell = get_store(settings).artifact(record.run_id, SOURCE_CELL)
     return {"line": line, "cell": cell.read_text() if cell is not None else line}
 
 

@@ -198,13 +198,13 @@ def load_model(directory: str | Path, expected: dict[str, str], *, into: Any = N
     Returns
     -------
     A scikit-learn estimator, ``into`` with the weights loaded, the exported program's module, or
-    for an ONNX file an :class:`~aimodel_kernel.engine.onnx_export.OnnxModel` (onnxruntime).
+    for an ONNX file an :class:`~aimodel_kernel.engine.onnx_model.OnnxModel` (onnxruntime).
     """
     directory = Path(directory)
     verify(directory, expected)
     manifest = read_manifest(directory)
     if manifest["framework"] == "onnx":
-        from .onnx_export import load_onnx
+        from .onnx_model import load_onnx
 
         return load_onnx(directory / ONNX_FILE, manifest)
     if manifest["framework"] == "sklearn":

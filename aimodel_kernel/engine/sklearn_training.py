@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,7 @@ from .data import Data, TaskInfo
 from .errors import InputError
 from .events import EventCallback, StopFlag
 from .options import TrainConfig
+from .split import rows
 from .tracking import Store
 
 
@@ -56,8 +58,6 @@ def find_resume_run(model: Any, config: TrainConfig, fp: dict, store: Store) -> 
 def prepare(model: Any, data: Data, val: Data | None, task: TaskInfo, config: TrainConfig,
             seed: int, train_idx, val_idx, store: Store, resume_run: Any) -> SklearnPlan:
     """Check the estimator against the options; decide parameter changes (not yet applied)."""
-    from .training import rows
-
     if data.is_torch_data:
         raise InputError("a scikit-learn estimator needs arrays or a DataFrame, not a Dataset")
     if config.deterministic and config.seed is None:
@@ -86,8 +86,6 @@ def prepare(model: Any, data: Data, val: Data | None, task: TaskInfo, config: Tr
 def run(model: Any, plan: SklearnPlan, config: TrainConfig, *, on_event: EventCallback,
         stop: StopFlag, run_id: str) -> SklearnOutcome:
     """Fit in place; on any exception (or Ctrl-C) restore the estimator exactly as it was."""
-    from .training import restore, snapshot
-
     before = snapshot(model)
     t0 = time.perf_counter()
     try:
@@ -116,3 +114,14 @@ def _is_classifier(model: Any) -> bool:
     from sklearn.base import is_classifier
 
     return is_classifier(model) or (hasattr(model, "classes_") and np.ndim(model.classes_) == 1)
+
+
+def snapshot(model: Any) -> dict[str, Any]:
+    """A deep copy of an estimator's attributes, to restore it if fitting fails."""
+    return copy.deepcopy(model.__dict__)
+
+
+def restore(model: Any, state: dict[str, Any]) -> None:
+    """Put back the attributes :func:`snapshot` copied."""
+    model.__dict__.clear()
+    model.__dict__.update(state)

@@ -16,15 +16,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .deltas import MACHINE_METRICS, higher_is_better
 from .errors import AimodelError, InputError
 from .events import StopFlag
+from .metric_names import HEADLINE, MACHINE_METRICS, higher_is_better
 from .plain import jsonable
 
 MAX_VALUES = 1000  # values one range may expand to
 MAX_GRID = 10_000  # combinations a full grid may have
 # the metric a leaderboard ranks by: the first one every finished run has
-RANKING = ("val_accuracy", "val_r2", "val_loss", "val_mae", "train_accuracy", "train_r2", "loss")
+RANKING = tuple(k for k in HEADLINE if not k.startswith("eval."))
+"""What ranks trials: the headline metrics a training records (no evaluation yet)."""
 _TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 
 

@@ -1,10 +1,11 @@
-"""Preparing and running single-process PyTorch training: devices, seeds, resume, restore."""
+"""Preparing and running one-process PyTorch training: checks, devices, seeds, restore.
+
+:func:`prepare` is shared by every placement (the worker pool and several nodes add their job
+to its plan, :mod:`.jobs`); :func:`run` trains in the kernel's own process.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,9 @@ import numpy as np
 
 from . import checkpoints
 from .data import Data, TaskInfo
+from .determinism import deterministic
 from .errors import InputError
-from .events import EventCallback, StopFlag
+from .events import EventCallback, StopFlag, stop_on_sigint
 from .options import TrainConfig
 from .torch_loop import (
     LossAdapter,
@@ -23,60 +25,9 @@ from .torch_loop import (
     resolve_device,
     run_loop,
 )
-from .tracking import TAG, Store
-
-INITIAL_WEIGHTS = "initial.safetensors"
-
-
-@dataclass
-class TorchPlan:
-    """Everything :func:`run` needs, decided and checked before the run is opened."""
-
-    device: Any
-    loss: LossAdapter
-    train: Any
-    val: Any | None
-    generator_seed: int
-    checkpoint_root: Path
-    feature_names: list[str] | None
-    input_spec: dict[str, Any]
-    example_input: Any
-    epochs: int
-    batches_per_epoch: int
-    start_epoch: int = 0
-    resume_run_id: str | None = None
-    resume_state: checkpoints.TrainState | None = None
-    distributed_job: tuple[str, bytes] | None = None  # (backend, pickled job) for devices > 1
-
-    def initial_weights(self, run_id: str) -> Path:
-        """Where the weights the run started from are kept (for reproducing it)."""
-        return self.checkpoint_root / run_id / INITIAL_WEIGHTS
-
-    def extra_files(self, run_id: str) -> dict[str, Path]:
-        path = self.initial_weights(run_id)
-        return {INITIAL_WEIGHTS: path} if path.exists() else {}
-
-    def resume_hint(self, run_id: str, outcome: Any) -> str:
-        done = outcome.checkpoint_epoch  # 0-based index of the last checkpointed epoch
-        if done is None:
-            return (f"stopped after epoch {outcome.epochs_completed} with no checkpoint to "
-                    "resume from; train again")
-        return (f"stopped after epoch {outcome.epochs_completed}; to continue from epoch "
-                f"{done + 2} run the same line with --resume {run_id}")
-
-
-@dataclass
-class TorchOutcome:
-    status: str
-    history: list[dict[str, float]]
-    metrics: dict[str, float]
-    epochs_completed: int
-    best_epoch: int | None
-    stopped_early: bool
-    checkpoint: str | None
-    checkpoint_epoch: int | None
-    notes: list[str] = field(default_factory=list)
-    records: bool = True  # False on a worker node of a multi-node run (rank 0's node records)
+from .torch_plan import TorchOutcome, TorchPlan
+from .torch_resume import prepare_resume
+from .tracking import Store
 
 
 def _first_rows(data: Data, n: int = 2):
@@ -145,65 +96,8 @@ def prepare(model: Any, data: Data, val: Data | None, task: TaskInfo, config: Tr
         example_input=example.cpu(), epochs=config.epochs, batches_per_epoch=len(train),
     )
     if resume_run is not None:
-        _prepare_resume(plan, model, config, resume_run)
-    # an export (--export-script) picks its backend on the machine that runs the script
-    if config.distributed and not config.export_script:
-        from .distributed import prepare_job
-
-        plan.distributed_job = prepare_job(model, plan, config)
+        prepare_resume(plan, model, config, resume_run)
     return plan
-
-
-def find_resume_run(model: Any, config: TrainConfig, fp: dict, store: Store) -> Any:
-    """The interrupted run ``config.resume`` names (``"last"``: the newest on this data).
-
-    With several nodes only the node that recorded the run has it (and its checkpoint): on
-    the others this returns ``None`` and their workers receive the checkpoint from that node.
-    """
-    if config.nodes > 1:
-        from .multinode import find_resume_run_on_node
-
-        return find_resume_run_on_node(model, config, fp, store)
-    cls = f"{type(model).__module__}.{type(model).__qualname__}"
-    if config.resume == "last":
-        runs = store.search_runs(
-            f"tags.`{TAG}data.sha256` = '{fp['sha256']}' and tags.`{TAG}model_class` = '{cls}' "
-            "and attributes.status = 'KILLED'", max_results=1)
-        if not runs:
-            raise InputError(
-                f"no interrupted {type(model).__name__} run on this data to resume; "
-                "give the run id: --resume RUN_ID"
-            )
-        run = runs[0]
-    else:
-        run = store.run(config.resume)
-        if run.data.tags.get(f"{TAG}data.sha256") != fp["sha256"]:
-            raise InputError(
-                f"run {config.resume} was trained on different data (its fingerprint does not "
-                "match); resume with the same X and y"
-            )
-        if run.data.tags.get(f"{TAG}model_class") != cls:
-            raise InputError(f"run {config.resume} trained a "
-                             f"{run.data.tags.get(f'{TAG}model_class')}, not a {cls}")
-    if run.info.status == "FINISHED":
-        raise InputError(f"run {run.info.run_id} finished; there is nothing to resume")
-    return run
-
-
-def _prepare_resume(plan: TorchPlan, model: Any, config: TrainConfig, run: Any) -> None:
-    state = checkpoints.read(plan.checkpoint_root / run.info.run_id)
-    ours = model.state_dict()
-    mismatch = [k for k in ours if k not in state.model or state.model[k].shape != ours[k].shape]
-    if mismatch or set(state.model) - set(ours):
-        raise InputError(f"the checkpoint of run {run.info.run_id} does not fit this model "
-                         f"(first differing weight: {(mismatch or sorted(state.model))[0]})")
-    recorded_epochs = json.loads(run.data.params.get("train.epochs", "0"))
-    if config.epochs != recorded_epochs:
-        raise InputError(f"run {run.info.run_id} was started with --epochs {recorded_epochs}; "
-                         "resume it with the same value")
-    plan.resume_run_id = run.info.run_id
-    plan.resume_state = state
-    plan.start_epoch = state.epoch + 1
 
 
 def _save_initial(model: Any, path: Path) -> None:
@@ -216,33 +110,11 @@ def _save_initial(model: Any, path: Path) -> None:
               str(path))
 
 
-@contextlib.contextmanager
-def _determinism(enabled: bool):
-    import torch
-
-    before = torch.are_deterministic_algorithms_enabled()
-    cudnn = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
-    if enabled:
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before)
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
-
-
 def run(model: Any, plan: TorchPlan, config: TrainConfig, *, on_event: EventCallback,
         stop: StopFlag, run_id: str) -> TorchOutcome:
     """Train on the plan's device inside a forked RNG; the model returns to its own device."""
     import torch
 
-    from .events import stop_on_sigint
-
-    if config.distributed:
-        from .distributed import launch
-
-        return launch(model, plan, config, on_event=on_event, stop=stop, run_id=run_id)
     first_param = next(model.parameters())
     home_device = first_param.device
     was_training = model.training
@@ -252,7 +124,7 @@ def run(model: Any, plan: TorchPlan, config: TrainConfig, *, on_event: EventCall
                                               min_interval=config.checkpoint_every)
     devices = [plan.device.index or 0] if plan.device.type == "cuda" else []
     try:
-        with torch.random.fork_rng(devices=devices), _determinism(config.deterministic), \
+        with torch.random.fork_rng(devices=devices), deterministic(config.deterministic), \
                 stop_on_sigint(stop):
             torch.manual_seed(plan.generator_seed)
             if plan.resume_state is None:

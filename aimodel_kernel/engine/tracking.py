@@ -20,10 +20,10 @@ from typing import Any
 
 from ..config import Settings
 from ..config import settings as default_settings
+from .artifacts import MODEL_DIR, RunFiles
 from .errors import NotFoundError
 
 TAG = "aimodel."
-MODEL_DIR = "model"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _MAX_PARAM = 6000
 _MAX_TAG = 8000
@@ -203,13 +203,7 @@ class Store:
 
     def artifact(self, run_id: str, path: str) -> Path | None:
         """A local path for artifact ``path`` of a run, or ``None`` when the run has none."""
-        try:
-            local = self.download(run_id, path)
-        except Exception as exc:
-            if type(exc).__name__ in ("MlflowException", "FileNotFoundError", "OSError"):
-                return None
-            raise
-        return local if local.exists() else None
+        return RunFiles(self, run_id).path(path)
 
     def run(self, run_id: str):
         try:

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Settings
+from .artifacts import MODEL_DIR
 from .errors import InputError, NotFoundError
 from .serialize import load_model
-from .tracking import MODEL_DIR, TAG, VersionRecord, check_model_name, get_store
+from .tracking import TAG, VersionRecord, check_model_name, get_store
 
 _REF = re.compile(r"^(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[A-Za-z0-9_\-]+))?$")
 
@@ -25,17 +26,6 @@ class VersionList:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "tracking_uri": self.tracking_uri,
                 "versions": [v.to_dict() for v in self.versions]}
-
-
-# metrics that best say how good a version is, in order of preference
-HEADLINE_METRICS = ("val_accuracy", "train_accuracy", "val_r2", "val_loss", "loss", "eval.accuracy",
-                    "eval.roc_auc", "eval.r2", "eval.rmse")
-
-
-def headline_metrics(metrics: dict[str, float], n: int = 3) -> dict[str, float]:
-    """The first ``n`` of :data:`HEADLINE_METRICS` that a version has, in that order."""
-    keys = [k for k in HEADLINE_METRICS if k in metrics][:n]
-    return {k: metrics[k] for k in keys}
 
 
 def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
