@@ -1,19 +1,75 @@
-"""The registered models and versions of a store, as the Models sidebar shows them."""
+"""The registered models and versions of a store, as the Models sidebar shows them.
+
+The bodies built here are the ``models`` and ``diff`` definitions of ``api.v1.schema.json``
+(see :mod:`aimodel_kernel.server.schema`); the TypedDicts below mirror that schema.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from ..config import Settings
+from ..engine.metric_names import headline_metrics
 from ..engine.tracking import TAG, VersionRecord, get_store
-from ..engine.versions import headline_metrics
 from .store_location import store_exists
 
 
-def version_entry(v: VersionRecord) -> dict[str, Any]:
-    """One version: reference, aliases, lineage, what it is and its headline metrics."""
+class StoreInfo(TypedDict):
+    uri: str
+    embedded: bool
+
+
+class VersionEntry(TypedDict):
+    ref: str
+    version: int
+    aliases: list[str]
+    created: str
+    parent: str | None
+    model_type: str
+    task: str
+    classes: int
+    metrics: dict[str, float | None]
+    run_id: str
+    status: str
+
+
+class ModelEntry(TypedDict):
+    name: str
+    versions: list[VersionEntry]
+
+
+class ModelsResponse(TypedDict):
+    store: StoreInfo
+    models: list[ModelEntry]
+
+
+class DiffResponse(TypedDict):
+    payload: dict[str, Any]
+    png: str | None
+
+
+def _finite(value: float) -> float | None:
+    """``value``, or ``None`` for NaN and infinities (which strict JSON cannot carry)."""
+    return value if math.isfinite(value) else None
+
+
+def version_entry(v: VersionRecord) -> VersionEntry:
+    """One version: reference, aliases, lineage, what it is and its headline metrics.
+
+    Parameters
+    ----------
+    v : VersionRecord
+        The version, with the tags and metrics of its run.
+
+    Returns
+    -------
+    VersionEntry
+        The ``version`` object of ``api.v1.schema.json``; a metric that is NaN or infinite
+        (a diverged loss, say) is ``None``.
+    """
     tags = v.run_tags
     return {
         "ref": v.ref,
@@ -24,29 +80,54 @@ def version_entry(v: VersionRecord) -> dict[str, Any]:
         "model_type": tags.get(f"{TAG}model_class", "").rsplit(".", 1)[-1],
         "task": tags.get(f"{TAG}task", ""),
         "classes": len(json.loads(tags.get(f"{TAG}classes", "[]") or "[]")),
-        "metrics": headline_metrics(v.metrics),
+        "metrics": {k: _finite(m) for k, m in headline_metrics(v.metrics).items()},
         "run_id": v.run_id,
         "status": v.status,
     }
 
 
-def list_models(settings: Settings) -> dict[str, Any]:
-    """Every registered model with its versions, newest first; an empty list when the store
-    was never created (nothing is created by reading)."""
+def list_models(settings: Settings) -> ModelsResponse:
+    """Every registered model with its versions, newest first.
+
+    Parameters
+    ----------
+    settings : Settings
+        The store's settings (see :func:`~aimodel_kernel.server.store_location.settings_for`).
+
+    Returns
+    -------
+    ModelsResponse
+        The ``models`` body of ``api.v1.schema.json``: no models when the store was never
+        created (nothing is created by reading).
+    """
     uri = settings.resolved_tracking_uri()
-    info = {"uri": uri, "embedded": settings.uses_embedded_store()}
+    info: StoreInfo = {"uri": uri, "embedded": settings.uses_embedded_store()}
     if not store_exists(settings):
         return {"store": info, "models": []}
     store = get_store(settings)
-    models = []
+    models: list[ModelEntry] = []
     for name in store.model_names():
         versions = [version_entry(v) for v in reversed(store.versions(name))]
         models.append({"name": name, "versions": versions})
     return {"store": info, "models": models}
 
 
-def diff_payload(settings: Settings, ref_a: str, ref_b: str) -> dict[str, Any]:
-    """The ``%diff A B`` report's JSON payload and PNG, computed without logging anything."""
+def diff_payload(settings: Settings, ref_a: str, ref_b: str) -> DiffResponse:
+    """The ``%diff A B`` report's JSON payload and PNG, computed without logging anything.
+
+    Parameters
+    ----------
+    settings : Settings
+        The store's settings.
+    ref_a, ref_b : str
+        The two versions (``name/1``, ``name@champion``).
+
+    Returns
+    -------
+    DiffResponse
+        The ``diff`` body of ``api.v1.schema.json``: the report envelope and its PNG, base64
+        (``None`` when the report has no figure).
+    """
     from ..display.diff_report import DiffReport
     from ..display.mime import png_base64
     from ..engine.diff import diff_versions

@@ -1,52 +1,24 @@
 /**
  * The REST API of the aimodel-kernel server extension (`aimodel/api/...`), authenticated
- * through the Jupyter server connection like every JupyterLab request.
+ * through the Jupyter server connection like every JupyterLab request. The bodies' types and
+ * their runtime checks are in `apitypes.ts` (the TypeScript side of `api.v1.schema.json`).
  */
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import { IReport } from './report';
+import type { IDiffResponse, IModelsResponse } from './apitypes';
+
+export type {
+  IDiffResponse,
+  IErrorBody,
+  IModelInfo,
+  IModelsResponse,
+  IStoreInfo,
+  IVersionInfo
+} from './apitypes';
 
 /** The server extension's URL namespace. */
 export const API_NAMESPACE = 'aimodel/api';
-
-/** The tracking store a notebook directory resolves to. */
-export interface IStoreInfo {
-  uri: string;
-  embedded: boolean;
-}
-
-/** One registered model version (newest first in `IModelInfo.versions`). */
-export interface IVersionInfo {
-  ref: string;
-  version: number;
-  aliases: string[];
-  created: string;
-  parent: string | null;
-  model_type: string;
-  task: string;
-  metrics: Record<string, number>;
-  run_id: string;
-  status: string;
-}
-
-export interface IModelInfo {
-  name: string;
-  description: string;
-  versions: IVersionInfo[];
-}
-
-/** `GET aimodel/api/models?dir=...` */
-export interface IModelsResponse {
-  store: IStoreInfo;
-  models: IModelInfo[];
-}
-
-/** `GET aimodel/api/diff?dir=...&a=...&b=...` */
-export interface IDiffResponse {
-  payload: IReport;
-  png: string | null;
-}
 
 /**
  * Call the server extension and parse its JSON answer.

@@ -7,7 +7,13 @@
  */
 import { Widget } from '@lumino/widgets';
 
-import type { IModelInfo, IModelsResponse, IVersionInfo } from './api';
+import {
+  IModelInfo,
+  IModelsResponse,
+  IVersionInfo,
+  isModelsResponse,
+  modelsResponseErrors
+} from './apitypes';
 import { element } from './dom';
 import { formatNumber } from './format';
 
@@ -26,6 +32,9 @@ const HEADLINE_METRICS = 3;
 
 /** Version statuses not worth a chip (anything else, e.g. FAILED, is shown). */
 const QUIET_STATUSES = ['READY', 'FINISHED'];
+
+/** How many of an invalid answer's problems the panel names. */
+const SHOWN_PROBLEMS = 3;
 
 function errorMessage(error: unknown): string {
   if (error && typeof error === 'object' && 'message' in error) {
@@ -47,12 +56,30 @@ export function formatCreated(iso: string): string {
   );
 }
 
-/** The first few metrics of a version, e.g. `val_accuracy 0.97 · loss 0.08`. */
-export function headlineMetrics(metrics: Record<string, number>): string {
+/**
+ * The first few metrics of a version, e.g. `val_accuracy 0.97 · loss 0.08`; `n/a` for a
+ * metric the server sent as `null` (NaN or infinite).
+ */
+export function headlineMetrics(metrics: Record<string, number | null>): string {
   return Object.entries(metrics ?? {})
     .slice(0, HEADLINE_METRICS)
-    .map(([name, value]) => `${name} ${typeof value === 'number' ? formatNumber(value) : value}`)
+    .map(([name, value]) => `${name} ${typeof value === 'number' ? formatNumber(value) : 'n/a'}`)
     .join(' · ');
+}
+
+/**
+ * The message shown for an answer that is not a models listing (see `apitypes.ts`).
+ *
+ * @param problems - What `modelsResponseErrors` found, not empty.
+ */
+export function invalidAnswerMessage(problems: string[]): string {
+  const hidden = problems.length - SHOWN_PROBLEMS;
+  const more = hidden > 0 ? ` (and ${hidden} more)` : '';
+  return (
+    'The server sent a models listing this version of the extension cannot read: ' +
+    problems.slice(0, SHOWN_PROBLEMS).join('; ') +
+    more
+  );
 }
 
 /**
@@ -175,9 +202,12 @@ export class ModelsPanel extends Widget {
     this.node.classList.add('aimodel-loading');
     this._setMessage('Loading…');
     try {
-      const data = await this._options.fetchModels(dir);
+      const data: unknown = await this._options.fetchModels(dir);
       if (token !== this._request) {
         return;
+      }
+      if (!isModelsResponse(data)) {
+        throw new Error(invalidAnswerMessage(modelsResponseErrors(data)));
       }
       this._loaded = true;
       this._render(data);
@@ -244,9 +274,6 @@ export class ModelsPanel extends Widget {
       element('span', 'aimodel-model-count', ` (${model.versions.length})`)
     );
     details.appendChild(summary);
-    if (model.description) {
-      details.appendChild(element('div', 'aimodel-model-description', model.description));
-    }
     const versions = element('ul', 'aimodel-version-list');
     versions.append(...model.versions.map(v => this._renderVersion(v)));
     details.appendChild(versions);

@@ -1,8 +1,12 @@
-"""The server extension's REST handlers, through a real Jupyter server and a real MLflow store."""
+"""The server extension's REST handlers, through a real Jupyter server and a real MLflow store.
+
+Every answer read here, 200 or error, is checked against ``api.v1.schema.json``.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from urllib.parse import urlencode
 
@@ -21,6 +25,7 @@ from aimodel_kernel.engine import tracking
 from aimodel_kernel.engine.options import TrainConfig
 from aimodel_kernel.engine.training import train
 from aimodel_kernel.engine.versions import promote
+from aimodel_kernel.server import schema
 
 
 @pytest.fixture
@@ -53,16 +58,23 @@ def fetch(jp_fetch, jp_asyncio_loop):
 
 
 def get_json(fetch, endpoint: str, **params):
+    """The JSON body of a 200 answer, checked against the schema of ``endpoint``'s body."""
     response = fetch(endpoint, **params)
     assert response.code == 200
     assert response.headers["Content-Type"].startswith("application/json")
-    return json.loads(response.body)
+    body = json.loads(response.body)
+    schema.validate(body, endpoint)
+    return body
 
 
 def error_of(fetch, endpoint: str, **params) -> tuple[int, dict]:
+    """The status and JSON body of an error answer, the body checked against the schema."""
     with pytest.raises(HTTPClientError) as info:
         fetch(endpoint, **params)
-    return info.value.code, json.loads(info.value.response.body)
+    assert info.value.response.headers["Content-Type"].startswith("application/json")
+    body = json.loads(info.value.response.body)
+    schema.validate(body, "error")
+    return info.value.code, body
 
 
 def test_models_lists_the_notebook_directorys_store(fetch, project):
@@ -78,6 +90,27 @@ def test_models_lists_the_notebook_directorys_store(fetch, project):
     assert newest["status"] == "FINISHED" and len(newest["run_id"]) == 32
     assert 0.5 < newest["metrics"]["train_accuracy"] <= 1.0
     assert newest["metrics"]["train_accuracy"] != oldest["metrics"]["train_accuracy"]
+
+
+def test_a_non_finite_metric_is_sent_as_null(fetch, project):
+    store = tracking.get_store()
+    store.log_metrics(store.versions("m")[1].run_id, [("val_loss", math.nan, 0)])
+    body = get_json(fetch, "models", dir="proj")
+    newest, oldest = body["models"][0]["versions"]
+    assert newest["metrics"]["val_loss"] is None and "val_loss" not in oldest["metrics"]
+    assert newest["classes"] == 2
+
+
+def test_a_fault_is_a_500_with_a_json_error_body(fetch, project, monkeypatch):
+    from aimodel_kernel.server import handlers
+
+    def broken(settings):
+        raise RuntimeError("a fault deep down")
+
+    monkeypatch.setattr(handlers, "list_models", broken)
+    code, body = error_of(fetch, "models", dir="proj")
+    assert code == 500
+    assert "deep down" not in json.dumps(body)  # the fault is logged, not sent
 
 
 def test_a_directory_without_a_store_is_empty_and_stays_so(fetch, project, jp_root_dir):

@@ -1,6 +1,7 @@
 /**
- * A hand-written report in the envelope format, and the example reports generated from real
- * kernels in `docs/report-examples/` (when present).
+ * A hand-written report in the envelope format, the example reports generated from real
+ * kernels in `docs/report-examples/` (when present), and the REST API's example bodies
+ * generated from a real store in `docs/api-examples/`.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -77,4 +78,16 @@ export function reportExamples(): [string, unknown][] {
     .filter(name => name.endsWith('.json'))
     .sort()
     .map(name => [name, JSON.parse(fs.readFileSync(path.join(EXAMPLES_DIR, name), 'utf-8'))]);
+}
+
+/** The directory of generated REST API examples (`scripts/make_api_examples.py`). */
+export const API_EXAMPLES_DIR = path.resolve(__dirname, '../../../docs/api-examples');
+
+/**
+ * A generated REST API example, `models`, `diff` or `error`, parsed afresh on every call
+ * (`undefined` when the file is absent).
+ */
+export function apiExample(name: 'models' | 'diff' | 'error'): any {
+  const file = path.join(API_EXAMPLES_DIR, `${name}.json`);
+  return fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf-8')) : undefined;
 }

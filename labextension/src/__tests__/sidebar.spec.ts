@@ -1,7 +1,9 @@
 import { Widget } from '@lumino/widgets';
 
 import type { IModelsResponse } from '../api';
+import { isModelsResponse } from '../apitypes';
 import { ModelsPanel, diffPair, headlineMetrics } from '../sidebar';
+import { apiExample } from './fixtures';
 
 function models(): IModelsResponse {
   const version = (name: string, v: number, extra: object = {}) => ({
@@ -12,6 +14,7 @@ function models(): IModelsResponse {
     parent: v > 1 ? `${name}/${v - 1}` : null,
     model_type: 'LogisticRegression',
     task: 'binary',
+    classes: 2,
     metrics: { val_accuracy: 0.9734, val_f1: 0.961, loss: 0.08, auc: 0.99 },
     run_id: `run${v}`,
     status: 'READY',
@@ -22,14 +25,13 @@ function models(): IModelsResponse {
     models: [
       {
         name: 'cancer-lr',
-        description: 'logistic regression on breast cancer',
         versions: [
           version('cancer-lr', 3, { aliases: ['champion', 'prod'] }),
           version('cancer-lr', 2),
           version('cancer-lr', 1, { status: 'FAILED' })
         ]
       },
-      { name: 'digits-mlp', description: '', versions: [version('digits-mlp', 1)] }
+      { name: 'digits-mlp', versions: [version('digits-mlp', 1)] }
     ]
   };
 }
@@ -161,6 +163,46 @@ describe('ModelsPanel', () => {
     expect(panel.node.querySelectorAll('li.aimodel-version')).toHaveLength(4);
   });
 
+  it('shows an error instead of an answer that is not a models listing', async () => {
+    let broken: any = { store: { uri: 'x', embedded: true }, models: [{ name: 'm' }] };
+    const { panel } = harness(() => Promise.resolve(broken));
+    await panel.setDirectory('projects');
+    const message = q(panel, '.aimodel-models-message');
+    expect(message.classList).toContain('aimodel-error');
+    expect(message.textContent).toMatch(/cannot read: models\[0\]: missing "versions"/);
+    expect(panel.node.querySelectorAll('li.aimodel-model')).toHaveLength(0);
+    broken = 'not JSON at all';
+    await panel.refresh();
+    expect(message.textContent).toMatch(/models response: not an object/);
+    broken = models();
+    (broken.models[0].versions[0] as any).classes = '2';
+    delete (broken.models[0].versions[1] as any).run_id;
+    broken.models[1].versions[0].metrics = null;
+    broken.models[1].versions[0].extra = 1;
+    await panel.refresh();
+    expect(message.textContent).toMatch(/classes: not an integer.*\(and \d+ more\)$/);
+    broken = models();
+    await panel.refresh();
+    expect(message.hidden).toBe(true);
+    expect(panel.node.querySelectorAll('li.aimodel-version')).toHaveLength(4);
+  });
+
+  it('lists the generated example of docs/api-examples', async () => {
+    const example = apiExample('models');
+    expect(isModelsResponse(example)).toBe(true);
+    const { panel } = harness(() => Promise.resolve(example));
+    await panel.setDirectory('proj');
+    const refs = [...panel.node.querySelectorAll<HTMLElement>('li.aimodel-version')].map(
+      li => li.dataset.ref
+    );
+    expect(refs).toEqual(['cancer-lr/2', 'cancer-lr/1', 'iris-tree/1']);
+    expect(q(panel, '.aimodel-models-message').hidden).toBe(true);
+    const tree = q(panel, 'li.aimodel-version[data-ref="iris-tree/1"]');
+    expect(tree.querySelector('.aimodel-version-type')!.textContent).toBe(
+      'DecisionTreeClassifier, multiclass'
+    );
+  });
+
   it('drops answers to earlier requests', async () => {
     const pending: ((r: IModelsResponse) => void)[] = [];
     const { panel } = harness(() => new Promise(resolve => pending.push(resolve)));
@@ -197,5 +239,6 @@ describe('helpers', () => {
   it('shows the first three metrics', () => {
     expect(headlineMetrics({ a: 1, b: 0.123456, c: 3, d: 4 })).toBe('a 1 · b 0.1235 · c 3');
     expect(headlineMetrics({})).toBe('');
+    expect(headlineMetrics({ val_loss: null, loss: 0.5 })).toBe('val_loss n/a · loss 0.5');
   });
 });
