@@ -7,8 +7,8 @@ import time
 from html import escape
 from typing import Any, ClassVar
 
+from ..engine.metric_names import headline_metrics
 from ..engine.tracking import TAG
-from ..engine.versions import headline_metrics
 from . import view
 from .report import Report
 from .tables import html_table, text_table

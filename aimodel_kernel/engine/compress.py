@@ -28,6 +28,7 @@ from .latency import BATCHES, measure, same_threads
 from .onnx_export import check_int8_path, export_sklearn, export_torch
 from .onnx_export import quantize_int8 as ort_quantize
 from .onnx_model import OnnxModel, need
+from .options import QUANTIZATIONS
 from .prediction import predict, prepare
 from .pruning import check_amount, count_params, prune_global, prune_structured
 from .serialize import framework_of, save_model
@@ -155,7 +156,7 @@ def _check(model: Any, X: Any, y: Any, framework: str, *, prune: float | None,
     model_name, x_name, _ = names
     prune = check_amount(prune, "--prune")
     structured = check_amount(structured, "--structured")
-    if quantize not in (None, "int8"):
+    if quantize not in (None, *QUANTIZATIONS):
         raise InputError(f"--quantize supports int8 only; got {quantize!r}")
     if framework == "sklearn" and (prune is not None or structured is not None):
         flag = "--prune" if prune is not None else "--structured"

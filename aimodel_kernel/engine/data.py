@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
+from .options import TASK_CHOICES, TASKS
 from .plain import plain
 
-TASKS = ("binary", "multiclass", "regression")
 _MAX_CLASSES = 100
 
 
@@ -270,7 +270,7 @@ def infer_task(y: np.ndarray, task: str = "auto") -> TaskInfo:
     InputError
         A classification target with a single class, or an unknown ``task``.
     """
-    if task not in ("auto", *TASKS):
+    if task not in TASK_CHOICES:
         raise InputError(f"--task must be one of auto, {', '.join(TASKS)}; got {task!r}")
     if task == "regression":
         if y.dtype.kind not in "biuf":

@@ -10,8 +10,9 @@ import numpy as np
 from .data import TaskInfo, is_sparse, take_rows, to_numpy
 from .errors import InputError
 from .explainers import split_pipeline
+from .options import EXPLAIN_METHODS
 
-METHODS = ("auto", "tree", "linear", "gradient", "permutation", "kernel", "lime", "both")
+METHODS = EXPLAIN_METHODS
 
 
 def check_options(method: str, row: Any, top: Any, max_rows: Any, background: Any) -> None:

@@ -20,8 +20,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
 from .errors import InputError
 from .groups import sensitive_frame
+from .options import FAIRNESS_CONSTRAINTS
 
-THRESHOLD_CONSTRAINTS = ("demographic_parity", "equalized_odds", "true_positive_rate_parity")
+THRESHOLD_CONSTRAINTS = FAIRNESS_CONSTRAINTS  # what --constraint takes (defined with the flags)
 REDUCTION_MOMENTS = {"demographic_parity": "DemographicParity",
                      "equalized_odds": "EqualizedOdds",
                      "true_positive_rate_parity": "TruePositiveRateParity"}

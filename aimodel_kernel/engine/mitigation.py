@@ -35,11 +35,12 @@ from .fair_models import (
 from .fairness import FairnessResult, _audit_model, audit_predictions, log_audit, write_audit
 from .groups import GroupData, check_groups, sensitive_frame
 from .metric_names import delta, higher_is_better
+from .options import MITIGATIONS
 from .prediction import check_labels, is_torch_model
 from .recorder import Recording
 from .tracking import TAG, check_model_name, get_store
 
-METHODS = ("threshold", "reduction")
+METHODS = MITIGATIONS
 CONSTRAINTS = THRESHOLD_CONSTRAINTS
 MITIGATION_FILE = "mitigation.json"
 

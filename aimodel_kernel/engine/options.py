@@ -1,16 +1,34 @@
-"""Training options: one keyword-only dataclass, validated before any work starts."""
+"""Training options: one keyword-only dataclass, validated before any work starts; the
+``%train`` flag of each option (:data:`FLAGS`); and the choices of every magic's flags.
+
+This module imports nothing heavy (no numpy, torch, scikit-learn): the magics build their flags
+from these constants when ``%load_ext aimodel_kernel`` imports them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from .errors import InputError
 
+TASKS = ("binary", "multiclass", "regression")
+TASK_CHOICES = ("auto", *TASKS)
 OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop")
 LOSSES = ("auto", "cross_entropy", "bce", "mse", "l1", "huber")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MONITORS = ("val_loss", "val_accuracy", "val_metric", "loss")
+BACKENDS = ("auto", "gloo", "nccl")
+CLASS_WEIGHTS = ("balanced",)
+
+# The choices of the other magics' flags, defined here (a module the magics can import at
+# %load_ext: no numpy) and imported by the modules that check them.
+FAIRNESS_TASKS = ("auto", "binary", "regression")  # %fairness: no multiclass audits
+EXPLAIN_METHODS = ("auto", "tree", "linear", "gradient", "permutation", "kernel", "lime", "both")
+MITIGATIONS = ("threshold", "reduction")  # %fairness --mitigate
+FAIRNESS_CONSTRAINTS = ("demographic_parity", "equalized_odds", "true_positive_rate_parity")
+QUANTIZATIONS = ("int8",)  # %compress --quantize
 
 
 @dataclass(kw_only=True)
@@ -119,7 +137,7 @@ class TrainConfig:
         if self.seed is not None and not 0 <= self.seed < 2**32:
             raise InputError(f"--seed must be in [0, 2**32); got {self.seed}")
         _positive_int("devices", self.devices)
-        _choice("backend", self.backend, ("auto", "gloo", "nccl"))
+        _choice("backend", self.backend, BACKENDS)
         if self.devices > 1 and self.batch_size < self.devices:
             raise InputError(f"--batch-size {self.batch_size} is the global batch, split over "
                              f"--devices {self.devices}: make it at least {self.devices}")
@@ -130,8 +148,8 @@ class TrainConfig:
         _choice("loss", self.loss, LOSSES)
         _choice("device", self.device, DEVICES)
         _choice("monitor", self.monitor, MONITORS)
-        _choice("task", self.task, ("auto", "binary", "multiclass", "regression"))
-        if self.class_weight not in (None, "balanced"):
+        _choice("task", self.task, TASK_CHOICES)
+        if self.class_weight not in (None, *CLASS_WEIGHTS):
             raise InputError(f"--class-weight must be 'balanced'; got {self.class_weight!r}")
         if self.name is not None:
             from .tracking import check_model_name
@@ -170,6 +188,142 @@ class TrainConfig:
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
+
+
+@dataclass(frozen=True)
+class OptionFlag:
+    """How one :class:`TrainConfig` field is set on a ``%train`` line.
+
+    Parameters
+    ----------
+    field : str
+        The :class:`TrainConfig` field.
+    flag : str
+        The ``%train`` flag that sets it (``--batch-size``).
+    kind : {"int", "float", "str", "choice", "switch", "off"}
+        A value of that type; one of ``choices``; a flag without a value that sets the field to
+        ``True`` (``--deterministic``), or to ``False`` (``off``: ``--no-checkpoint``).
+    choices : tuple of str
+        The allowed values of a ``choice`` (``None`` is allowed too when the default is ``None``).
+    torch_only : bool
+        Refused for a scikit-learn estimator: the PyTorch loop, checkpoints and processes.
+        (``--no-checkpoint`` and ``--no-export`` are PyTorch's too, but have always been
+        accepted, and ignored, for an estimator.)
+    """
+
+    field: str
+    flag: str
+    kind: str
+    choices: tuple[str, ...] = ()
+    torch_only: bool = False
+
+    @property
+    def dest(self) -> str:
+        """The flag's attribute on the parsed ``%train`` arguments (``batch_size``)."""
+        return self.flag[2:].replace("-", "_")
+
+    @property
+    def value_type(self) -> type | None:
+        """What the flag's value is converted with (``None``: kept as text, or no value)."""
+        return {"int": int, "float": float}.get(self.kind)
+
+
+# Every TrainConfig field's %train flag. The order is the order of the checks: the first
+# PyTorch-only flag given for an estimator is the one named in the error.
+FLAGS = (
+    OptionFlag("name", "--name", "str"),
+    OptionFlag("task", "--task", "choice", TASK_CHOICES),
+    OptionFlag("seed", "--seed", "int"),
+    OptionFlag("class_weight", "--class-weight", "choice", CLASS_WEIGHTS),
+    OptionFlag("val", "--val", "float"),
+    OptionFlag("deterministic", "--deterministic", "switch"),
+    # the PyTorch loop
+    OptionFlag("epochs", "--epochs", "int", torch_only=True),
+    OptionFlag("batch_size", "--batch-size", "int", torch_only=True),
+    OptionFlag("lr", "--lr", "float", torch_only=True),
+    OptionFlag("weight_decay", "--weight-decay", "float", torch_only=True),
+    OptionFlag("optimizer", "--optimizer", "choice", OPTIMIZERS, torch_only=True),
+    OptionFlag("momentum", "--momentum", "float", torch_only=True),
+    OptionFlag("loss", "--loss", "choice", LOSSES, torch_only=True),
+    OptionFlag("device", "--device", "choice", DEVICES, torch_only=True),
+    OptionFlag("early_stop", "--early-stop", "int", torch_only=True),
+    OptionFlag("monitor", "--monitor", "choice", MONITORS, torch_only=True),
+    # checkpoints and resume
+    OptionFlag("resume", "--resume", "str", torch_only=True),
+    OptionFlag("checkpoint", "--no-checkpoint", "off"),
+    OptionFlag("checkpoint_every", "--checkpoint-every", "float", torch_only=True),
+    OptionFlag("export", "--no-export", "off"),
+    # several processes and machines
+    OptionFlag("devices", "--devices", "int", torch_only=True),
+    OptionFlag("backend", "--backend", "choice", BACKENDS, torch_only=True),
+    OptionFlag("nodes", "--nodes", "int", torch_only=True),
+    OptionFlag("node_rank", "--node-rank", "int", torch_only=True),
+    OptionFlag("rdzv", "--rdzv", "str", torch_only=True),
+    OptionFlag("rdzv_id", "--rdzv-id", "str", torch_only=True),
+    OptionFlag("export_script", "--export-script", "str", torch_only=True),
+)
+FLAG_OF = {f.field: f for f in FLAGS}  # TrainConfig field -> its OptionFlag
+
+
+def options_from_flags(values: Mapping[str, Any]) -> dict[str, Any]:
+    """:class:`TrainConfig` keywords from parsed ``%train`` flags.
+
+    ``values`` maps each flag's :attr:`~OptionFlag.dest` to its value (``vars(args)``); other
+    keys (the model, X, y, ``val_data``, ``quiet``) are ignored, ``None`` is a flag not given,
+    and an ``off`` flag sets its field to ``False`` only when it is given.
+    """
+    options: dict[str, Any] = {}
+    for flag in FLAGS:
+        value = values.get(flag.dest)
+        if flag.kind == "off":
+            if value:
+                options[flag.field] = False
+        elif value is not None:
+            options[flag.field] = value
+    return options
+
+
+def config_from_flags(values: Mapping[str, Any]) -> TrainConfig:
+    """The :class:`TrainConfig` of parsed ``%train`` flags (see :func:`options_from_flags`);
+    :class:`InputError` for a value out of range."""
+    return TrainConfig(**options_from_flags(values))
+
+
+def torch_only_flags(values: Mapping[str, Any]) -> list[str]:
+    """The PyTorch-only flags given among parsed ``%train`` flags, in :data:`FLAGS` order."""
+    return [f.flag for f in FLAGS if f.torch_only and values.get(f.dest) is not None]
+
+
+def flags_for(options: TrainConfig | Mapping[str, Any]) -> list[str]:
+    """The ``%train`` flags (as tokens) that give these options.
+
+    ``options`` is a :class:`TrainConfig` (its fields in order) or a mapping of field names to
+    values (in its own order). ``None`` and values equal to the field's default (of the same
+    type) are left out, so ``flags_for(TrainConfig())`` is ``[]``. Values are written with
+    ``str``: the line parses back to the same options when no value contains a space.
+    """
+    items = options.to_dict() if isinstance(options, TrainConfig) else dict(options)
+    tokens: list[str] = []
+    for key, value in items.items():
+        flag = FLAG_OF.get(key)
+        if flag is None:
+            raise InputError(f"{key!r} is not a training option (options: "
+                             f"{', '.join(FLAG_OF)})")
+        default = _DEFAULTS[key]
+        if value is None or (type(value) is type(default) and value == default):
+            continue
+        if flag.kind == "switch":
+            if value:
+                tokens.append(flag.flag)
+        elif flag.kind == "off":
+            if not value:
+                tokens.append(flag.flag)
+        else:
+            tokens += [flag.flag, str(value)]
+    return tokens
+
+
+_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 
 
 def split_endpoint(endpoint: str) -> tuple[str, int]:

@@ -26,6 +26,7 @@ from .data import (
     to_numpy,
 )
 from .errors import InputError, NotFittedError
+from .options import TASK_CHOICES
 from .plain import plain
 
 
@@ -101,7 +102,7 @@ def resolve_task(model: Any, y: np.ndarray | None = None, task: str = "auto") ->
     InputError
         ``task`` contradicts the model (e.g. ``regression`` for a classifier).
     """
-    if task not in ("auto", *TASKS):
+    if task not in TASK_CHOICES:
         raise InputError(f"--task must be one of auto, {', '.join(TASKS)}; got {task!r}")
     link = links.lookup(model)
     if link is not None:

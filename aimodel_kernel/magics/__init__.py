@@ -5,8 +5,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# (module, class) of every Magics class the extension registers; each module imports only
-# IPython at load, never the engine's heavy dependencies.
+# (module, class) of every Magics class the extension registers (all derive from
+# base.AimodelMagicsBase); each module imports only IPython and the engine's flag constants
+# (engine/options.py) at load, never the engine's heavy dependencies.
 MAGICS = (
     ("core", "AimodelMagics"),
     ("lifecycle", "LifecycleMagics"),

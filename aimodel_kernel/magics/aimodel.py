@@ -6,20 +6,16 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
+from .base import AimodelMagicsBase
 from .resolve import parse, usage_errors
 
 
 @magics_class
-class NotebookMagics(Magics):
+class NotebookMagics(AimodelMagicsBase):
     """Shareable, reproducible notebooks."""
-
-    def _settings(self) -> Any:
-        from .core import AimodelMagics
-
-        return self.shell.magics_manager.registry[AimodelMagics.__name__]._settings()
 
     def notebook(self) -> str | None:
         """The notebook's path when the frontend tells the kernel (Jupyter Server sets
@@ -77,7 +73,7 @@ class NotebookMagics(Magics):
         from ..engine.freeze import freeze, kernel_started
         from ..engine.tracking import get_store
 
-        result = freeze(path, store=get_store(self._settings()), notebook=self.notebook(),
+        result = freeze(path, store=get_store(self.settings()), notebook=self.notebook(),
                         since=kernel_started(), cells=self._cells())
         return FreezeReport(result)
 

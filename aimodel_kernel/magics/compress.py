@@ -5,20 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from .resolve import cell_source, parse, resolve, usage_errors
+from ..engine.options import QUANTIZATIONS
+from .arguments import name_arg, no_log_arg
+from .base import AimodelMagicsBase
+from .resolve import parse, usage_errors
 
 
 @magics_class
-class CompressMagics(Magics):
+class CompressMagics(AimodelMagicsBase):
     """Pruning, int8 quantization and ONNX export with a verified size / latency / metric report."""
-
-    def _settings(self):
-        from .core import AimodelMagics
-
-        return self.shell.magics_manager.registry[AimodelMagics.__name__]._settings()
 
     @magic_arguments()
     @argument("model", help="a trained scikit-learn estimator or torch.nn.Module")
@@ -28,13 +26,13 @@ class CompressMagics(Magics):
               help="PyTorch: zero this fraction of the Linear/Conv weights (global magnitude)")
     @argument("--structured", type=float, metavar="AMOUNT",
               help="PyTorch: remove this fraction of each layer's neurons / channels")
-    @argument("--quantize", choices=["int8"],
+    @argument("--quantize", choices=QUANTIZATIONS,
               help="onnxruntime static int8 quantization of each ONNX export")
     @argument("--onnx", action="store_true", help="add the float32 ONNX export of each model")
     @argument("--max-drop", type=float, metavar="D",
               help="largest metric drop the chosen variant may have (0.01 = 1 point; 0.01)")
-    @argument("--name", help="register the variants as versions of NAME (default: "
-                             "<original name>-compressed)")
+    @name_arg.but(help="register the variants as versions of NAME (default: "
+                       "<original name>-compressed)")
     @argument("--out", metavar="PATH",
               help="where the chosen ONNX file goes: a .onnx path or a folder "
                    "(default .aimodel/exports/)")
@@ -42,8 +40,7 @@ class CompressMagics(Magics):
     @argument("--threads", type=int, default=1,
               help="threads for every runtime while timing (1)")
     @argument("--repeats", type=int, default=30, help="timed calls per batch size (30)")
-    @argument("--no-log", action="store_true",
-              help="record nothing in the store (the chosen ONNX file is still written)")
+    @no_log_arg.but(help="record nothing in the store (the chosen ONNX file is still written)")
     @line_magic
     @usage_errors
     def compress(self, line: str) -> Any:
@@ -74,16 +71,14 @@ class CompressMagics(Magics):
                              "X_test y_test")
         if len(args.check) != 2:
             raise UsageError("--check takes X and y: --check X_test y_test")
-        model = resolve(self.shell, args.model, "model")
-        X = resolve(self.shell, args.check[0], "--check X")
-        y = resolve(self.shell, args.check[1], "--check y")
-        calibration = resolve(self.shell, args.calibrate, "--calibrate") if args.calibrate \
-            else None
-        source = {"line": f"%compress {line}".strip(), "cell": cell_source(self.shell, line)}
+        model = self.resolve(args.model, "model")
+        X = self.resolve(args.check[0], "--check X")
+        y = self.resolve(args.check[1], "--check y")
+        calibration = self.resolve(args.calibrate, "--calibrate") if args.calibrate else None
         result = compress(
             model, X, y, prune=args.prune, structured=args.structured, quantize=args.quantize,
             onnx=args.onnx, max_drop=args.max_drop, name=args.name, out=args.out,
             log=not args.no_log, threads=args.threads, repeats=args.repeats,
-            calibration=calibration, settings=self._settings(), source=source,
+            calibration=calibration, settings=self.settings(), source=self.source("compress", line),
             names=(args.model, args.check[0], args.check[1]))
         return CompressReport(result)

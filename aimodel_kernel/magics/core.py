@@ -6,23 +6,18 @@ import re
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Float, Unicode
 
-from .resolve import cell_source, parse, resolve, usage_errors
-
-TORCH_ONLY = (
-    "epochs", "batch_size", "lr", "weight_decay", "optimizer", "momentum", "loss", "device",
-    "early_stop", "monitor", "resume", "checkpoint_every", "devices", "backend",
-    "nodes", "node_rank", "rdzv", "rdzv_id",  # several nodes (engine/multinode.py)
-    "export_script",  # --export-script (engine/export_script.py)
-)
-
+from .arguments import ci_arg, model_arg, n_boot_arg, name_arg, no_log_arg, seed_arg, task_arg
+from .arguments import train_option as option
+from .base import AimodelMagicsBase
+from .resolve import parse, usage_errors
 
 
 @magics_class
-class AimodelMagics(Magics):
+class AimodelMagics(AimodelMagicsBase):
     """The aimodel-kernel magics. Configure with ``%config AimodelMagics.home = 'path'``."""
 
     home = Unicode("", help="Store folder (default: .aimodel/ in the working directory)").tag(
@@ -31,69 +26,61 @@ class AimodelMagics(Magics):
                                     "the SQLite file in the store folder)").tag(config=True)
     progress_interval = Float(0.2, help="Seconds between live progress updates").tag(config=True)
 
-    def _settings(self):
-        from ..config import Settings
-
-        return Settings(home=self.home or None, tracking_uri=self.tracking_uri or None,
-                        progress_interval=self.progress_interval)
+    def _configured(self) -> Any:
+        return self  # the traits %config sets are this class's own
 
     # -- %train ------------------------------------------------------------------------------
     @magic_arguments()
     @argument("model", help="the model: a scikit-learn estimator or a torch.nn.Module")
     @argument("X", help="training features (array, DataFrame, tensor, Dataset or DataLoader)")
     @argument("y", nargs="?", help="training targets (omit for a Dataset/DataLoader)")
-    @argument("--name", help="register the trained model as a new version of NAME")
-    @argument("--task", choices=["auto", "binary", "multiclass", "regression"],
-              help="the task (default: inferred from y)")
-    @argument("--epochs", type=int, help="PyTorch: passes over the data (default 10)")
-    @argument("--batch-size", type=int, help="PyTorch: rows per step (default 64)")
-    @argument("--lr", type=float, help="PyTorch: learning rate (default 1e-3)")
-    @argument("--weight-decay", type=float, help="PyTorch: weight decay (default 0.01)")
-    @argument("--optimizer", choices=["adamw", "adam", "sgd", "rmsprop"],
-              help="PyTorch: optimizer (default adamw)")
-    @argument("--momentum", type=float, help="PyTorch: SGD momentum (default 0.9)")
-    @argument("--loss", choices=["auto", "cross_entropy", "bce", "mse", "l1", "huber"],
-              help="PyTorch: loss (default: cross-entropy for classes, MSE for regression)")
-    @argument("--seed", type=int, help="seed for the split, shuffling and initial state")
-    @argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="PyTorch: device")
-    @argument("--devices", type=int, metavar="N",
-              help="PyTorch: train on N worker processes (torch.distributed, DDP); "
-                   "--batch-size is the global batch, split across them (a DataLoader's own "
-                   "batch_size is per process)")
-    @argument("--backend", choices=["auto", "gloo", "nccl"],
-              help="PyTorch: torch.distributed backend for --devices (NCCL on GPUs, gloo on CPU)")
-    @argument("--nodes", type=int, metavar="N",
-              help="PyTorch: train across N machines, each running this line with --devices "
-                   "processes (needs --rdzv and --seed)")
-    @argument("--node-rank", type=int, metavar="R",
-              help="PyTorch: this machine's node rank, 0..N-1; node 0 hosts the rendezvous "
-                   "(global ranks are assigned by the rendezvous)")
-    @argument("--rdzv", metavar="HOST:PORT",
-              help="PyTorch: where node 0 hosts the c10d rendezvous for --nodes")
-    @argument("--rdzv-id", metavar="ID",
-              help="PyTorch: rendezvous id, the same on every node (default: derived from the "
-                   "data, model and options)")
-    @argument("--class-weight", choices=["balanced"], help="weight classes by inverse frequency")
-    @argument("--val", type=float, help="fraction of rows held out for validation")
+    @name_arg
+    @task_arg
+    @option("epochs", help="PyTorch: passes over the data (default 10)")
+    @option("batch_size", help="PyTorch: rows per step (default 64)")
+    @option("lr", help="PyTorch: learning rate (default 1e-3)")
+    @option("weight_decay", help="PyTorch: weight decay (default 0.01)")
+    @option("optimizer", help="PyTorch: optimizer (default adamw)")
+    @option("momentum", help="PyTorch: SGD momentum (default 0.9)")
+    @option("loss", help="PyTorch: loss (default: cross-entropy for classes, MSE for regression)")
+    @seed_arg
+    @option("device", help="PyTorch: device")
+    @option("devices", metavar="N",
+            help="PyTorch: train on N worker processes (torch.distributed, DDP); --batch-size is "
+                 "the global batch, split across them (a DataLoader's own batch_size is per "
+                 "process)")
+    @option("backend",
+            help="PyTorch: torch.distributed backend for --devices (NCCL on GPUs, gloo on CPU)")
+    @option("nodes", metavar="N",
+            help="PyTorch: train across N machines, each running this line with --devices "
+                 "processes (needs --rdzv and --seed)")
+    @option("node_rank", metavar="R",
+            help="PyTorch: this machine's node rank, 0..N-1; node 0 hosts the rendezvous "
+                 "(global ranks are assigned by the rendezvous)")
+    @option("rdzv", metavar="HOST:PORT",
+            help="PyTorch: where node 0 hosts the c10d rendezvous for --nodes")
+    @option("rdzv_id", metavar="ID",
+            help="PyTorch: rendezvous id, the same on every node (default: derived from the "
+                 "data, model and options)")
+    @option("class_weight", help="weight classes by inverse frequency")
+    @option("val", help="fraction of rows held out for validation")
     @argument("--val-data", nargs="+", metavar="NAME",
               help="explicit validation data: X_val y_val (or one Dataset/DataLoader)")
-    @argument("--early-stop", type=int, metavar="PATIENCE",
-              help="PyTorch: stop after PATIENCE epochs without improvement")
-    @argument("--monitor", choices=["val_loss", "val_accuracy", "val_metric", "loss"],
-              help="PyTorch: what --early-stop watches (default val_loss)")
-    @argument("--deterministic", action="store_true",
-              help="deterministic algorithms and seeding: same inputs give the same weights")
-    @argument("--resume", nargs="?", const="last", metavar="RUN_ID",
-              help="PyTorch: continue an interrupted run from its checkpoint")
-    @argument("--no-checkpoint", action="store_true", help="PyTorch: no checkpoints")
-    @argument("--checkpoint-every", type=float, metavar="SECONDS",
-              help="PyTorch: seconds between checkpoint writes while training (5; 0: after "
-                   "every epoch); an interrupt always writes the last completed epoch")
-    @argument("--no-export", action="store_true",
-              help="PyTorch: save weights only, no torch.export program")
-    @argument("--export-script", metavar="PATH",
-              help="PyTorch: write a torchrun script PATH (+ PATH's .job.pkl) that trains on "
-                   "--devices processes and records the run, instead of training here")
+    @option("early_stop", metavar="PATIENCE",
+            help="PyTorch: stop after PATIENCE epochs without improvement")
+    @option("monitor", help="PyTorch: what --early-stop watches (default val_loss)")
+    @option("deterministic",
+            help="deterministic algorithms and seeding: same inputs give the same weights")
+    @option("resume", nargs="?", const="last", metavar="RUN_ID",
+            help="PyTorch: continue an interrupted run from its checkpoint")
+    @option("checkpoint", help="PyTorch: no checkpoints")
+    @option("checkpoint_every", metavar="SECONDS",
+            help="PyTorch: seconds between checkpoint writes while training (5; 0: after every "
+                 "epoch); an interrupt always writes the last completed epoch")
+    @option("export", help="PyTorch: save weights only, no torch.export program")
+    @option("export_script", metavar="PATH",
+            help="PyTorch: write a torchrun script PATH (+ PATH's .job.pkl) that trains on "
+                 "--devices processes and records the run, instead of training here")
     @argument("--quiet", action="store_true", help="no live progress")
     @line_magic
     @usage_errors
@@ -119,46 +106,38 @@ class AimodelMagics(Magics):
             r = %train clf X y                                 # r.metrics, r.run_id, r.version
             %train net X y --devices 4 --export-script train.py  # then: torchrun ... train.py
         """
-        from ..engine.options import TrainConfig
+        from ..engine.events import TrainingEnd, ignore_event
+        from ..engine.options import config_from_flags, torch_only_flags
         from ..engine.serialize import framework_of
         from ..engine.training import train
 
         args = parse(self.train, line)
-        model = resolve(self.shell, args.model, "model")
-        X = resolve(self.shell, args.X, "X")
-        y = resolve(self.shell, args.y, "y") if args.y else None
+        model = self.resolve(args.model, "model")
+        X = self.resolve(args.X, "X")
+        y = self.resolve(args.y, "y") if args.y else None
         framework = framework_of(model)
-        given = {k: v for k, v in vars(args).items() if v is not None}
         if framework == "sklearn":
-            wrong = [k for k in TORCH_ONLY if k in given]
+            wrong = torch_only_flags(vars(args))
             if wrong:
-                flag = "--" + wrong[0].replace("_", "-")
-                raise UsageError(f"{flag} applies to PyTorch models; {type(model).__name__} is a "
-                                 "scikit-learn estimator (set its parameters instead)")
-        options = {k: v for k, v in given.items() if k in TrainConfig.field_names()}
-        if args.no_checkpoint:
-            options["checkpoint"] = False
-        if args.no_export:
-            options["export"] = False
-        config = TrainConfig(**options)
+                raise UsageError(f"{wrong[0]} applies to PyTorch models; {type(model).__name__} "
+                                 "is a scikit-learn estimator (set its parameters instead)")
+        config = config_from_flags(vars(args))
         val_data = self._val_data(args.val_data)
-        settings = self._settings()
+        settings = self.settings()
         progress = None
-        on_event = _ignore
+        on_event = ignore_event
         if not args.quiet and framework == "torch" and not args.export_script:
             from ..widgets.progress import TrainingProgress
 
             progress = TrainingProgress(interval=settings.progress_interval,
                                         title=args.name or args.model)
             on_event = progress
-        source = {"line": f"%train {line}".strip(), "cell": cell_source(self.shell, line)}
+        source = self.source("train", line)
         try:
             result = train(model, X, y, config, val_data=val_data, on_event=on_event,
                            source=source, settings=settings, names=(args.X, args.y or "y"))
         except BaseException as exc:
             if progress is not None and progress.updates:
-                from ..engine.events import TrainingEnd
-
                 progress(TrainingEnd("failed", progress.epoch, str(exc)))
             raise
         if not hasattr(result, "status"):  # --export-script: an ExportReport, nothing trained
@@ -188,23 +167,22 @@ class AimodelMagics(Magics):
             return None
         if len(names) > 2:
             raise UsageError("--val-data takes X_val y_val (or one Dataset)")
-        values = [resolve(self.shell, n, "validation data") for n in names]
+        values = [self.resolve(n, "validation data") for n in names]
         return (values[0], values[1] if len(values) == 2 else None)
 
     # -- %evaluate ---------------------------------------------------------------------------
     @magic_arguments()
-    @argument("model", help="a trained model from the namespace")
+    @model_arg
     @argument("X", help="features to evaluate on")
     @argument("y", nargs="?", help="true targets (omit for a Dataset/DataLoader)")
-    @argument("--task", choices=["auto", "binary", "multiclass", "regression"],
-              help="the task (default: from the model's training run, else inferred from y)")
+    @task_arg.but(help="the task (default: from the model's training run, else inferred from y)")
     @argument("--cv", type=int, metavar="K",
               help="scikit-learn: K-fold cross-validation of a fresh clone (stratified for "
                    "classes)")
-    @argument("--ci", action="store_true", help="bootstrap 95%% intervals of the metrics")
-    @argument("--n-boot", type=int, default=200, help="bootstrap resamples for --ci (200)")
-    @argument("--seed", type=int, default=0, help="seed for --cv folds and --ci resamples")
-    @argument("--no-log", action="store_true", help="do not log to the model's MLflow run")
+    @ci_arg
+    @n_boot_arg
+    @seed_arg.but(default=0, help="seed for --cv folds and --ci resamples")
+    @no_log_arg
     @line_magic
     @usage_errors
     def evaluate(self, line: str) -> Any:
@@ -226,20 +204,16 @@ class AimodelMagics(Magics):
         """
         from ..display.evaluation_report import EvaluationReport
         from ..engine.evaluation import evaluate
-        from ..engine.tracking import log_result_artifact
 
         args = parse(self.evaluate, line)
-        model = resolve(self.shell, args.model, "model")
-        X = resolve(self.shell, args.X, "X")
-        y = resolve(self.shell, args.y, "y") if args.y else None
+        model = self.resolve(args.model, "model")
+        X = self.resolve(args.X, "X")
+        y = self.resolve(args.y, "y") if args.y else None
         result = evaluate(model, X, y, task=args.task or "auto", cv=args.cv, ci=args.ci,
                           n_boot=args.n_boot, seed=args.seed, log=not args.no_log,
                           name=args.model)
         report = EvaluationReport(result)
-        if result.logged:
-            png = report.png()
-            if png:
-                log_result_artifact(result, "plots.png", png)
+        self.log_plots(result, report)
         return report
 
     # -- %workers ----------------------------------------------------------------------------
@@ -293,8 +267,4 @@ class AimodelMagics(Magics):
         from ..engine.versions import list_versions
 
         args = parse(self.versions, line)
-        return VersionsReport(list_versions(args.name, settings=self._settings()))
-
-
-def _ignore(event: Any) -> None:
-    pass
+        return VersionsReport(list_versions(args.name, settings=self.settings()))

@@ -5,27 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from .resolve import parse, resolve, usage_errors
+from .arguments import name_arg
+from .base import AimodelMagicsBase
+from .resolve import parse, usage_errors
 
 
 @magics_class
-class ExperimentMagics(Magics):
+class ExperimentMagics(AimodelMagicsBase):
     """The experiment panel."""
-
-    def _settings(self) -> Any:
-        from .core import AimodelMagics
-
-        return self.shell.magics_manager.registry[AimodelMagics.__name__]._settings()
 
     @magic_arguments()
     @argument("model", nargs="?", help="preselect this model (default: the first one listed)")
     @argument("X", nargs="?", help="preselect the training features")
     @argument("y", nargs="?", help="preselect the training targets")
     @argument("--val-data", nargs="+", metavar="NAME", help="preselect X_val [y_val]")
-    @argument("--name", help="register every training as a version of NAME")
+    @name_arg.but(help="register every training as a version of NAME")  # a sweep: each run
     @argument("--sweep", action="store_true", help="open in sweep mode")
     @line_magic
     @usage_errors
@@ -64,7 +61,7 @@ class ExperimentMagics(Magics):
         for role, name, allowed in checks:
             if name is None:
                 continue
-            resolve(self.shell, name, role)
+            self.resolve(name, role)
             if not name.isidentifier():
                 raise UsageError(f"{role} must be a variable name in the panel; assign "
                                  f"{name!r} to a variable first")
@@ -74,11 +71,11 @@ class ExperimentMagics(Magics):
         if len(val) > 2:
             raise UsageError("--val-data takes X_val and optionally y_val")
         for name in val:
-            resolve(self.shell, name, "validation data")
+            self.resolve(name, "validation data")
         if len(val) == 1 and not namespace.is_dataset(ns.get(val[0])):
             raise UsageError(f"--val-data {val[0]} needs its targets too: --val-data "
                              f"{val[0]} y_val")
-        panel = ExperimentPanel(self.shell, settings=self._settings())
+        panel = ExperimentPanel(self.shell, settings=self.settings())
         _choose(panel.model_choice, args.model, "model")
         _choose(panel.X_choice, args.X, "X")
         _choose(panel.y_choice, args.y, "y")

@@ -5,30 +5,25 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from .resolve import parse, resolve, usage_errors
-
-METHODS = ["auto", "tree", "linear", "gradient", "permutation", "kernel", "lime", "both"]
-
+from ..engine.options import EXPLAIN_METHODS
+from .arguments import model_arg, no_log_arg, seed_arg
+from .base import AimodelMagicsBase
+from .resolve import parse, usage_errors
 
 
 @magics_class
-class ExplainMagics(Magics):
+class ExplainMagics(AimodelMagicsBase):
     """Model explanations with SHAP and LIME."""
 
-    def _settings(self):
-        from .core import AimodelMagics
-
-        return self.shell.magics_manager.registry[AimodelMagics.__name__]._settings()
-
     @magic_arguments()
-    @argument("model", help="a trained model from the namespace")
+    @model_arg
     @argument("X", help="rows to explain (array, DataFrame or tensor)")
     @argument("--row", type=int, metavar="N",
               help="explain only row N of X (0-based): why the model predicts what it does")
-    @argument("--method", choices=METHODS, default="auto",
+    @argument("--method", choices=EXPLAIN_METHODS, default="auto",
               help="auto (the explainer for the model), tree, linear, gradient (PyTorch), "
                    "permutation or kernel (model-agnostic), lime or both (SHAP beside LIME; "
                    "need --row)")
@@ -40,9 +35,9 @@ class ExplainMagics(Magics):
     @argument("--background", type=int, metavar="N",
               help="background rows, a seeded sample of X (100 linear/gradient, 50 "
                    "permutation/kernel, 500 LIME)")
-    @argument("--seed", type=int, default=0, help="seed of the samples (0)")
+    @seed_arg.but(default=0, help="seed of the samples (0)")
     @argument("--top", type=int, default=10, help="features shown and logged (10)")
-    @argument("--no-log", action="store_true", help="do not log to the model's MLflow run")
+    @no_log_arg
     @line_magic
     @usage_errors
     def explain(self, line: str) -> Any:
@@ -72,19 +67,15 @@ class ExplainMagics(Magics):
         """
         from ..display.explain_report import ExplainReport
         from ..engine.explain import SlowExplanationWarning, explain
-        from ..engine.tracking import log_result_artifact
 
         args = parse(self.explain, line)
-        model = resolve(self.shell, args.model, "model")
-        X = resolve(self.shell, args.X, "X")
+        model = self.resolve(args.model, "model")
+        X = self.resolve(args.X, "X")
         with warnings.catch_warnings():
             warnings.simplefilter("always", SlowExplanationWarning)  # every time, not once
             result = explain(model, X, row=args.row, method=args.method, target=args.target,
                              max_rows=args.max_rows, background=args.background, seed=args.seed,
                              top=args.top, log=not args.no_log, name=args.model, x_name=args.X)
         report = ExplainReport(result)
-        if result.logged:
-            png = report.png()
-            if png:
-                log_result_artifact(result, "plots.png", png)
+        self.log_plots(result, report)
         return report

@@ -5,23 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from .resolve import cell_source, parse, resolve, usage_errors
-
-CONSTRAINTS = ("demographic_parity", "equalized_odds", "true_positive_rate_parity")
-
+from ..engine.options import FAIRNESS_CONSTRAINTS, FAIRNESS_TASKS, MITIGATIONS
+from .arguments import ci_arg, n_boot_arg, name_arg, no_log_arg, seed_arg, task_arg
+from .base import AimodelMagicsBase
+from .resolve import parse, usage_errors
 
 
 @magics_class
-class FairnessMagics(Magics):
+class FairnessMagics(AimodelMagicsBase):
     """Fairness audits and mitigation."""
-
-    def _settings(self):
-        from .core import AimodelMagics
-
-        return self.shell.magics_manager.registry[AimodelMagics.__name__]._settings()
 
     def _sensitive(self, X: Any, spec: str) -> list[Any]:
         """Column names of X stay names; other names are array variables of the notebook."""
@@ -35,7 +30,7 @@ class FairnessMagics(Magics):
             if columns is not None and name in columns:
                 out.append(name)
             elif name.isidentifier() and name in self.shell.user_ns:
-                out.append((name, resolve(self.shell, name, "--sensitive")))
+                out.append((name, self.resolve(name, "--sensitive")))
             else:
                 out.append(name)  # the engine says which columns X has
         return out
@@ -47,29 +42,27 @@ class FairnessMagics(Magics):
     @argument("--sensitive", required=True, metavar="COL[,COL]",
               help="sensitive features: columns of X or array variables; several give "
                    "intersectional groups")
-    @argument("--task", choices=["auto", "binary", "regression"], default="auto",
-              help="the task (default: the model's)")
-    @argument("--mitigate", choices=["threshold", "reduction"],
+    @task_arg.but(choices=FAIRNESS_TASKS, default="auto", help="the task (default: the model's)")
+    @argument("--mitigate", choices=MITIGATIONS,
               help="register a mitigated model: per-group thresholds (fairlearn "
                    "ThresholdOptimizer) or a reweighted retrained mixture (ExponentiatedGradient)")
-    @argument("--constraint", choices=CONSTRAINTS,
+    @argument("--constraint", choices=FAIRNESS_CONSTRAINTS,
               help="what --mitigate equalises (default demographic_parity)")
-    @argument("--name", help="registered name of the mitigated model (default: NAME-fair)")
+    @name_arg.but(help="registered name of the mitigated model (default: NAME-fair)")
     @argument("--fit-data", nargs="+", metavar="NAME",
               help="X_train y_train [s_train]: rows to fit the mitigation on (default: the audit "
                    "rows, which makes the 'after' numbers optimistic)")
-    @argument("--ci", action="store_true", help="bootstrap 95%% intervals")
-    @argument("--n-boot", type=int, default=200, help="bootstrap resamples for --ci (200)")
+    @ci_arg
+    @n_boot_arg
     @argument("--min-group", type=int, default=20,
               help="smallest group measured, in rows (20)")
     @argument("--ratio-threshold", type=float, default=0.8,
               help="lowest acceptable selection-rate ratio (0.8: the four-fifths rule)")
     @argument("--difference-threshold", type=float, default=0.1,
               help="largest acceptable difference of rates between groups (0.1)")
-    @argument("--seed", type=int, default=0,
-              help="seed of the bootstrap and of a mitigated model's randomized predictions")
-    @argument("--no-log", action="store_true",
-              help="write nothing: no logging to the model's run, no mitigated version")
+    @seed_arg.but(default=0,
+                  help="seed of the bootstrap and of a mitigated model's randomized predictions")
+    @no_log_arg.but(help="write nothing: no logging to the model's run, no mitigated version")
     @line_magic
     @usage_errors
     def fairness(self, line: str) -> Any:
@@ -101,7 +94,6 @@ class FairnessMagics(Magics):
         """
         from ..display.fairness_report import FairnessReport
         from ..engine.fairness import audit
-        from ..engine.tracking import log_result_artifact
 
         args = parse(self.fairness, line)
         if not args.mitigate:
@@ -109,9 +101,9 @@ class FairnessMagics(Magics):
                                 ("--fit-data", args.fit_data)):
                 if value:
                     raise UsageError(f"{flag} applies with --mitigate threshold|reduction")
-        model = resolve(self.shell, args.model, "model")
-        X = resolve(self.shell, args.X, "X")
-        y = resolve(self.shell, args.y, "y")
+        model = self.resolve(args.model, "model")
+        X = self.resolve(args.X, "X")
+        y = self.resolve(args.y, "y")
         sensitive = self._sensitive(X, args.sensitive)
         options = {"ci": args.ci, "n_boot": args.n_boot, "seed": args.seed,
                    "ratio_threshold": args.ratio_threshold,
@@ -123,11 +115,10 @@ class FairnessMagics(Magics):
         else:
             result = self._mitigate(args, model, X, y, sensitive, line, options)
         report = FairnessReport(result)
-        if result.logged:
-            log_result_artifact(result, "plots.png", report.png())
+        self.log_plots(result, report)
         after = result.mitigation.after_audit if result.mitigation is not None else None
         if after is not None and after.logged:
-            log_result_artifact(after, "plots.png", FairnessReport(after).png())
+            self.log_plots(after, FairnessReport(after))
         return report
 
     def _mitigate(self, args: Any, model: Any, X: Any, y: Any, sensitive: list[Any],
@@ -139,9 +130,9 @@ class FairnessMagics(Magics):
             if len(args.fit_data) not in (2, 3):
                 raise UsageError("--fit-data takes X_train y_train, and the sensitive array "
                                  "s_train when --sensitive names an array")
-            fit_data = tuple(resolve(self.shell, n, "--fit-data") for n in args.fit_data)
-        source = {"line": f"%fairness {line}".strip(), "cell": cell_source(self.shell, line)}
+            fit_data = tuple(self.resolve(n, "--fit-data") for n in args.fit_data)
         return mitigate(model, X, y, sensitive=sensitive, task=args.task, method=args.mitigate,
                         constraint=args.constraint or "demographic_parity", name=args.name,
-                        fit_data=fit_data, log=not args.no_log, settings=self._settings(),
-                        source=source, model_name=args.model, x_name=args.X, **options)
+                        fit_data=fit_data, log=not args.no_log, settings=self.settings(),
+                        source=self.source("fairness", line), model_name=args.model,
+                        x_name=args.X, **options)

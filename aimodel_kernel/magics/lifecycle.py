@@ -5,30 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from .resolve import cell_source, parse, resolve, usage_errors
-
-
-def _data(shell: Any, names: list[str] | None) -> tuple[Any, Any]:
-    if not names:
-        return None, None
-    if len(names) > 2:
-        raise UsageError("--data takes X and optionally y: --data X_test y_test")
-    X = resolve(shell, names[0], "--data X")
-    y = resolve(shell, names[1], "--data y") if len(names) == 2 else None
-    return X, y
+from .arguments import name_arg, no_log_arg
+from .base import AimodelMagicsBase
+from .resolve import parse, usage_errors
 
 
 @magics_class
-class LifecycleMagics(Magics):
+class LifecycleMagics(AimodelMagicsBase):
     """Version diffs, reproduction and registry aliases."""
 
-    def _settings(self):
-        from .core import AimodelMagics
-
-        return self.shell.magics_manager.registry[AimodelMagics.__name__]._settings()
+    def _data(self, names: list[str] | None) -> tuple[Any, Any]:
+        """``--data X [y]`` resolved; ``(None, None)`` when not given."""
+        if not names:
+            return None, None
+        if len(names) > 2:
+            raise UsageError("--data takes X and optionally y: --data X_test y_test")
+        X = self.resolve(names[0], "--data X")
+        y = self.resolve(names[1], "--data y") if len(names) == 2 else None
+        return X, y
 
     # -- %diff -------------------------------------------------------------------------------
     @magic_arguments()
@@ -36,7 +33,7 @@ class LifecycleMagics(Magics):
     @argument("b", help="the new version")
     @argument("--data", nargs="+", metavar="NAME",
               help="X [y] to compare predictions on: flips, fixed vs broke")
-    @argument("--no-log", action="store_true", help="do not log the diff on B's run")
+    @no_log_arg.but(help="do not log the diff on B's run")
     @line_magic
     @usage_errors
     def diff(self, line: str) -> Any:
@@ -59,8 +56,8 @@ class LifecycleMagics(Magics):
         from ..engine.diff import diff_versions
 
         args = parse(self.diff, line)
-        X, y = _data(self.shell, args.data)
-        return DiffReport(diff_versions(args.a, args.b, X=X, y=y, settings=self._settings(),
+        X, y = self._data(args.data)
+        return DiffReport(diff_versions(args.a, args.b, X=X, y=y, settings=self.settings(),
                                         log=not args.no_log))
 
     # -- %reproduce --------------------------------------------------------------------------
@@ -70,7 +67,7 @@ class LifecycleMagics(Magics):
               help="the training data X [y] (default: the names in the recorded %%train line)")
     @argument("--model", metavar="NAME",
               help="PyTorch: a module of the same architecture (default: the recorded name)")
-    @argument("--name", help="register the reproduction under this name (default: the same)")
+    @name_arg.but(help="register the reproduction under this name (default: the same)")
     @argument("--tolerance", type=float, default=1e-6,
               help="largest weight difference accepted when not identical (1e-6)")
     @line_magic
@@ -95,19 +92,18 @@ class LifecycleMagics(Magics):
         from ..engine.versions import resolve as resolve_version
 
         args = parse(self.reproduce, line)
-        settings = self._settings()
+        settings = self.settings()
         record = resolve_version(args.version, settings=settings)
         recorded = self._recorded_names(record)
-        X, y = _data(self.shell, args.data)
+        X, y = self._data(args.data)
         if X is None:
             X = self._need(recorded.get("X"), record.ref, "X")
             y = self._need(recorded.get("y"), record.ref, "y") if recorded.get("y") else None
         model = None
         if record.run_tags.get("aimodel.framework") == "torch":
             model = self._need(args.model or recorded.get("model"), record.ref, "model")
-        source = {"line": f"%reproduce {line}".strip(), "cell": cell_source(self.shell, line)}
         result = reproduce(record.ref, X, y, model=model, name=args.name, settings=settings,
-                           source=source, tolerance=args.tolerance)
+                           source=self.source("reproduce", line), tolerance=args.tolerance)
         if result.reproduction:
             result.diff = diff_versions(record.ref, result.reproduction, settings=settings)
         return ReproduceReport(result)
@@ -133,7 +129,7 @@ class LifecycleMagics(Magics):
             flag = "--model NAME" if role == "model" else "--data X y"
             raise UsageError(f"reproducing {ref} needs {name!r} ({role}), which is not defined "
                              f"here; run the cell that creates it, or pass {flag}")
-        return resolve(self.shell, name, role)
+        return self.resolve(name, role)
 
     # -- %promote ----------------------------------------------------------------------------
     @magic_arguments()
@@ -155,7 +151,6 @@ class LifecycleMagics(Magics):
         from ..engine.versions import list_versions, promote
 
         args = parse(self.promote, line)
-        settings = self._settings()
+        settings = self.settings()
         record = promote(args.version, args.alias, settings=settings)
         return VersionsReport(list_versions(record.name, settings=settings))
-

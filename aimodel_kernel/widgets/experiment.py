@@ -30,7 +30,7 @@ from html import escape
 from typing import Any
 
 from ..engine.errors import AimodelError, InputError
-from ..engine.events import StopFlag
+from ..engine.events import StopFlag, ignore_event
 from ..engine.serialize import framework_of
 from ..engine.sweep import run_sweep
 from . import namespace
@@ -243,7 +243,7 @@ class ExperimentPanel:
         self._say(f"training {job.model_name}…")
         progress = self._progress(job, job.name or job.model_name)
         result = train_single(job, stop=self.stop_flag, settings=self.settings,
-                              on_event=progress or _ignore)
+                              on_event=progress or ignore_event)
         self.reports = [TrainReport(result)]
         if result.status == "finished":
             self._say(f"training {job.model_name}: evaluating…" if job.val_data else "")
@@ -262,7 +262,7 @@ class ExperimentPanel:
         def train_one(trial: Any) -> Any:
             title = f"run {trial.index}/{total}"
             return train_trial(job, trial, stop=self.stop_flag, settings=self.settings,
-                               on_event=self._progress(job, title) or _ignore)
+                               on_event=self._progress(job, title) or ignore_event)
 
         def on_trial(trial: Any) -> None:
             if trial.status == "running":
@@ -368,7 +368,3 @@ def _display(obj: Any) -> None:
     from IPython.display import display
 
     display(obj)
-
-
-def _ignore(event: Any) -> None:
-    pass

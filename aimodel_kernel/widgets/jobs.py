@@ -19,7 +19,7 @@ from typing import Any
 from ..config import Settings
 from ..engine.errors import InputError
 from ..engine.events import EventCallback, StopFlag, ignore_event
-from ..engine.options import TrainConfig
+from ..engine.options import TrainConfig, flags_for
 from ..engine.serialize import framework_of
 from ..engine.sweep import SweepResult, Trial, expand, new_sweep, split_params
 from ..engine.trial import copy_model, params_applied
@@ -114,17 +114,7 @@ def magic_line(job: Job, options: dict[str, Any]) -> str:
         parts += ["--val-data", *job.val_names]
     if job.name:
         parts += ["--name", job.name]
-    defaults = TrainConfig().to_dict()
-    for key, value in options.items():
-        if value is None or (type(value) is type(defaults.get(key)) and value == defaults[key]):
-            continue
-        flag = "--" + key.replace("_", "-")
-        if isinstance(value, bool):
-            if value:
-                parts.append(flag)
-            continue
-        parts += [flag, str(value)]
-    return " ".join(parts)
+    return " ".join(parts + flags_for(options))
 
 
 def _kwargs(params: dict[str, Any]) -> str:

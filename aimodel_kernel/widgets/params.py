@@ -13,7 +13,7 @@ from html import escape
 from typing import Any
 
 from ..engine.errors import InputError
-from ..engine.options import DEVICES, LOSSES, MONITORS, OPTIMIZERS, TrainConfig
+from ..engine.options import FLAG_OF, TrainConfig
 from ..engine.sweep import kind_of, parse_scalar, parse_values
 
 SWEEP_HINT = "sweep: 0.01, 0.1, 1  or  1:10:3"
@@ -42,24 +42,37 @@ class ParamSpec:
         return self.kind
 
 
-_TRAIN = {  # option -> (kind, choices), in the order shown
-    "epochs": ("int", ()), "batch_size": ("int", ()), "lr": ("float", ()),
-    "weight_decay": ("float", ()), "optimizer": ("choice", OPTIMIZERS),
-    "momentum": ("float", ()), "loss": ("choice", LOSSES), "seed": ("any", ()),
-    "val": ("float", ()), "early_stop": ("any", ()), "monitor": ("choice", MONITORS),
-    "class_weight": ("choice", (None, "balanced")), "deterministic": ("bool", ()),
-    "device": ("choice", DEVICES),
-}
+# The training options the panel offers, in the order shown; how each is edited (its kind and
+# choices) follows from its %train flag (engine/options.py: FLAGS).
+TORCH_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "optimizer", "momentum", "loss",
+                 "seed", "val", "early_stop", "monitor", "class_weight", "deterministic",
+                 "device")
 SKLEARN_OPTIONS = ("seed", "val")  # class_weight is the estimator's own parameter
+
+
+def option_spec(name: str, default: Any) -> ParamSpec:
+    """The widget of the training option ``name`` (a :class:`TrainConfig` field), from its
+    ``%train`` flag: a dropdown of the flag's choices (with ``None`` for an optional choice), a
+    checkbox for a switch, a literal field for an optional number, else a number or text."""
+    flag = FLAG_OF[name]
+    choices: tuple = ()
+    if flag.kind == "choice":
+        kind, choices = "choice", ((None,) if default is None else ()) + flag.choices
+    elif flag.kind in ("switch", "off"):
+        kind = "bool"
+    elif default is None:
+        kind = "any"
+    else:
+        kind = flag.kind
+    return ParamSpec(f"train.{name}", name, kind, default, choices)
 
 
 def training_specs(framework: str) -> list[ParamSpec]:
     """The training options offered: all loop options for PyTorch; the seed and the validation
     fraction for scikit-learn (its other parameters come from the estimator)."""
     defaults = TrainConfig().to_dict()
-    names = list(_TRAIN) if framework == "torch" else list(SKLEARN_OPTIONS)
-    return [ParamSpec(f"train.{n}", n, _TRAIN[n][0], defaults[n], tuple(_TRAIN[n][1]))
-            for n in names]
+    names = TORCH_OPTIONS if framework == "torch" else SKLEARN_OPTIONS
+    return [option_spec(n, defaults[n]) for n in names]
 
 
 def _constraint_choices(owner: Any, name: str) -> tuple | None:
