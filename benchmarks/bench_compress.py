@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import machine, table
 
-from aimodel_kernel.engine.compress import compress
+from aimodel_kernel.engine.compression.entry import compress
 
 
 def data():

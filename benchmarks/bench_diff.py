@@ -49,11 +49,11 @@ def run(args: argparse.Namespace) -> None:
     from sklearn.ensemble import RandomForestClassifier
 
     from aimodel_kernel.display.diff_report import DiffReport
-    from aimodel_kernel.engine.diff import diff_versions
-    from aimodel_kernel.engine.options import TrainConfig
-    from aimodel_kernel.engine.prediction import predict
-    from aimodel_kernel.engine.training import train
-    from aimodel_kernel.engine.versions import load_version
+    from aimodel_kernel.engine.core.options import TrainConfig
+    from aimodel_kernel.engine.core.prediction import predict
+    from aimodel_kernel.engine.store.registry import load_version
+    from aimodel_kernel.engine.training.entry import train
+    from aimodel_kernel.engine.versions.diff import diff_versions
 
     X, y = make_classification(n_samples=2_000 + args.rows, n_features=20, n_informative=8,
                                n_classes=3, random_state=0)

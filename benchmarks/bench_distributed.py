@@ -97,8 +97,8 @@ def ours(X, y, epochs: int, home: str, hidden: int = 16) -> tuple[float, float]:
     from torch import nn
 
     from aimodel_kernel.config import Settings
-    from aimodel_kernel.engine.options import TrainConfig
-    from aimodel_kernel.engine.training import train
+    from aimodel_kernel.engine.core.options import TrainConfig
+    from aimodel_kernel.engine.training.entry import train
 
     torch.manual_seed(0)
     if hidden == 512:
@@ -117,7 +117,7 @@ def ours(X, y, epochs: int, home: str, hidden: int = 16) -> tuple[float, float]:
 def main() -> None:
     from sklearn.datasets import load_digits
 
-    from aimodel_kernel.engine.worker_pool import shutdown_pool
+    from aimodel_kernel.engine.training.distributed.pool import shutdown_pool
 
     X, y = load_digits(return_X_y=True)
     X = X / 16.0

@@ -26,8 +26,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aimodel_kernel.display.evaluation_report import EvaluationReport
-from aimodel_kernel.engine.data import TaskInfo
-from aimodel_kernel.engine.evaluation import evaluate_predictions
+from aimodel_kernel.engine.core.data import TaskInfo
+from aimodel_kernel.engine.evaluation.metrics import evaluate_predictions
 
 
 def synthetic(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

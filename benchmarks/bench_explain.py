@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import best_of, machine, table
 
-from aimodel_kernel.engine.explain import explain
+from aimodel_kernel.engine.explanation.entry import explain
 
 
 def main(argv: list[str] | None = None) -> None:

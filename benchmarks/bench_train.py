@@ -66,9 +66,9 @@ def plain_loop(X, y, epochs: int, batch_size: int, seed: int) -> tuple[float, in
 def ours(X, y, epochs: int, batch_size: int, seed: int, home: str) -> tuple[float, float, int]:
     """``train()`` with progress and tracking. Returns (loop seconds, call seconds, steps)."""
     from aimodel_kernel.config import Settings
-    from aimodel_kernel.engine.events import EpochEnd, RunStarted
-    from aimodel_kernel.engine.options import TrainConfig
-    from aimodel_kernel.engine.training import train
+    from aimodel_kernel.engine.core.events import EpochEnd, RunStarted
+    from aimodel_kernel.engine.core.options import TrainConfig
+    from aimodel_kernel.engine.training.entry import train
     from aimodel_kernel.widgets.progress import TrainingProgress
 
     model = make_model(seed)

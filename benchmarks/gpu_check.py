@@ -73,8 +73,8 @@ def sync(device) -> None:
 
 
 def engine_sps(s: dict, devices: int, smoke: bool) -> float:
-    from aimodel_kernel.engine.options import TrainConfig
-    from aimodel_kernel.engine.training import train
+    from aimodel_kernel.engine.core.options import TrainConfig
+    from aimodel_kernel.engine.training.entry import train
 
     X, y = data(s)
     config = TrainConfig(epochs=s["epochs"], batch_size=s["batch"], seed=0, export=False,
@@ -146,7 +146,7 @@ def main(argv: list[str]) -> int:
           f"{s['batch']}, {s['epochs']} epochs (last epoch timed)")
     rows = [("1 GPU", engine_sps(s, 1, smoke), plain_single_sps(s, smoke))]
     if gpus > 1:
-        from aimodel_kernel.engine.distributed import shutdown_pool
+        from aimodel_kernel.engine.training.distributed.launch import shutdown_pool
 
         try:
             rows.append((f"{gpus} GPUs", engine_sps(s, gpus, smoke), plain_ddp_sps(gpus, smoke)))

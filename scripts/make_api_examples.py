@@ -54,7 +54,7 @@ def temporary_root() -> Iterator[Path]:
     while inside; ``AIMODEL_HOME`` and ``MLFLOW_TRACKING_URI`` are unset (the store is then
     ``proj/.aimodel/``, as for a kernel whose notebook is in ``proj/``). Everything is
     restored afterwards."""
-    from aimodel_kernel.engine import tracking
+    from aimodel_kernel.engine.store import tracking
 
     saved = {k: os.environ.pop(k, None) for k in ("AIMODEL_HOME", "MLFLOW_TRACKING_URI")}
     cwd = Path.cwd()
@@ -85,9 +85,9 @@ def train_models(root: Path) -> list[str]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.tree import DecisionTreeClassifier
 
-    from aimodel_kernel.engine.options import TrainConfig
-    from aimodel_kernel.engine.training import train
-    from aimodel_kernel.engine.versions import promote
+    from aimodel_kernel.engine.core.options import TrainConfig
+    from aimodel_kernel.engine.store.registry import promote
+    from aimodel_kernel.engine.training.entry import train
     from aimodel_kernel.server.store_location import settings_for
 
     settings = settings_for(root, PROJECT)
@@ -117,7 +117,7 @@ def build_examples(root: Path) -> dict[str, dict[str, Any]]:
         One body per name in :data:`BODIES`, as parsed strict JSON (temporary values are not
         replaced yet: see :func:`stable`).
     """
-    from aimodel_kernel.engine.errors import NotFoundError
+    from aimodel_kernel.engine.core.errors import NotFoundError
     from aimodel_kernel.server.catalog import diff_payload, list_models
     from aimodel_kernel.server.store_location import settings_for
 

@@ -63,7 +63,7 @@ from sklearn.compose import make_column_transformer
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from aimodel_kernel.engine.datasets import (GERMAN_CATEGORICAL, GERMAN_NUMERIC,
+from aimodel_kernel.engine.fairness.datasets import (GERMAN_CATEGORICAL, GERMAN_NUMERIC,
                                             load_german_credit)
 Xc, yc = load_german_credit()
 Xc_train, Xc_test, yc_train, yc_test = train_test_split(Xc, yc, test_size=0.3, random_state=0,
@@ -165,10 +165,10 @@ def _sweep(ip: Any) -> Any:
     from sklearn.base import clone
 
     from aimodel_kernel.display.leaderboard_report import LeaderboardReport
-    from aimodel_kernel.engine.events import StopFlag
-    from aimodel_kernel.engine.options import TrainConfig
-    from aimodel_kernel.engine.sweep import expand, new_sweep, run_sweep, split_params
-    from aimodel_kernel.engine.training import train
+    from aimodel_kernel.engine.core.events import StopFlag
+    from aimodel_kernel.engine.core.options import TrainConfig
+    from aimodel_kernel.engine.training.entry import train
+    from aimodel_kernel.engine.training.sweep import expand, new_sweep, run_sweep, split_params
 
     ns = ip.user_ns
     space = {"model.C": [0.01, 0.1, 1.0, 10.0]}

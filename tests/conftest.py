@@ -36,7 +36,7 @@ def template_db(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
     """Every test works in its own directory, with its own store settings."""
-    from aimodel_kernel.engine import tracking
+    from aimodel_kernel.engine.store import tracking
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -49,7 +49,7 @@ def _isolated(tmp_path, monkeypatch):
 @pytest.fixture
 def store(tmp_path, template_db):
     """The default embedded store ``<tmp>/.aimodel`` backed by a copy of the template DB."""
-    from aimodel_kernel.engine.tracking import get_store
+    from aimodel_kernel.engine.store.tracking import get_store
 
     home = tmp_path / ".aimodel"
     home.mkdir(exist_ok=True)

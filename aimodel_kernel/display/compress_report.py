@@ -30,7 +30,7 @@ def _num(value: float | None, fmt: str) -> view.RichCell | None:
 
 
 class CompressReport(Report):
-    """Shows a :class:`~aimodel_kernel.engine.compress_result.CompressResult`."""
+    """Shows a :class:`~aimodel_kernel.engine.compression.result.CompressResult`."""
 
     kind: ClassVar[str] = "compress"
     title: ClassVar[str] = "Compression"

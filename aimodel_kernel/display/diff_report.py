@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..engine.metric_names import MACHINE_METRICS, format_delta, higher_is_better, ordinal
+from ..engine.core.metric_names import MACHINE_METRICS, format_delta, higher_is_better, ordinal
 from . import view
 from .diff_part import Part
 from .plots import new_figure, to_png
@@ -83,7 +83,7 @@ def _matrix(labels: list[Any], matrix: list[list[int]]) -> tuple[list[Any], np.n
 
 
 class DiffReport(Report):
-    """Renders :class:`~aimodel_kernel.engine.diff.VersionDiff`."""
+    """Renders :class:`~aimodel_kernel.engine.versions.diff.VersionDiff`."""
 
     kind: ClassVar[str] = "diff"
     title: ClassVar[str] = "Version diff"

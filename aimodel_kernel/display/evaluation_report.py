@@ -42,7 +42,7 @@ def _num(value: Any) -> str:
 
 
 class EvaluationReport(Report):
-    """Shows an :class:`~aimodel_kernel.engine.evaluation.EvaluationResult`."""
+    """Shows an :class:`~aimodel_kernel.engine.evaluation.metrics.EvaluationResult`."""
 
     kind: ClassVar[str] = "evaluation"
     title: ClassVar[str] = "Evaluation"

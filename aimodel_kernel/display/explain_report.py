@@ -28,7 +28,7 @@ def _short(name: str, limit: int = 28) -> str:
 
 
 class ExplainReport(Report):
-    """Shows an :class:`~aimodel_kernel.engine.explain.ExplainResult`."""
+    """Shows an :class:`~aimodel_kernel.engine.explanation.entry.ExplainResult`."""
 
     kind: ClassVar[str] = "explain"
     title: ClassVar[str] = "Explanation"

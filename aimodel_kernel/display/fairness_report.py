@@ -57,7 +57,7 @@ def _interval(iv: Sequence[float] | None) -> str:
 
 
 class FairnessReport(Report):
-    """Shows a :class:`~aimodel_kernel.engine.fairness.FairnessResult`."""
+    """Shows a :class:`~aimodel_kernel.engine.fairness.audits.FairnessResult`."""
 
     kind: ClassVar[str] = "fairness"
     title: ClassVar[str] = "Fairness audit"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any, ClassVar
 
-from ..engine.metric_names import MACHINE_METRICS
-from ..engine.sweep import RANKING, SweepResult, Trial
+from ..engine.core.metric_names import MACHINE_METRICS
+from ..engine.training.sweep import RANKING, SweepResult, Trial
 from . import view
 from .plots import new_figure, to_png
 from .report import Report
@@ -27,7 +27,7 @@ def value_text(value: Any) -> str:
 
 
 class LeaderboardReport(Report):
-    """Renders a :class:`~aimodel_kernel.engine.sweep.SweepResult`, ranked by its metric."""
+    """Renders a :class:`~..engine.training.sweep.SweepResult`, ranked by its metric."""
 
     kind: ClassVar[str] = "leaderboard"
     title: ClassVar[str] = "Leaderboard"

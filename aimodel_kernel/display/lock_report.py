@@ -19,7 +19,7 @@ def _shown(value: Any) -> str:
 
 
 class FreezeReport(Report):
-    """Renders a :class:`~aimodel_kernel.engine.freeze.FreezeResult`."""
+    """Renders a :class:`~aimodel_kernel.engine.versions.lock.FreezeResult`."""
 
     kind: ClassVar[str] = "freeze"
     title: ClassVar[str] = "Notebook lock"
@@ -78,7 +78,7 @@ class FreezeReport(Report):
 
 
 class CheckReport(Report):
-    """Renders a :class:`~aimodel_kernel.engine.freeze.CheckResult`: mismatches first."""
+    """Renders a :class:`~aimodel_kernel.engine.versions.lock.CheckResult`: mismatches first."""
 
     kind: ClassVar[str] = "check"
     title: ClassVar[str] = "Notebook check"

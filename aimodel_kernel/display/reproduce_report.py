@@ -16,7 +16,7 @@ def _yes_no(flag: bool, *, bad: str | None = "bad") -> view.RichCell:
 
 
 class ReproduceReport(Report):
-    """Renders :class:`~aimodel_kernel.engine.reproduce.ReproduceResult` (and its diff)."""
+    """Renders :class:`~aimodel_kernel.engine.versions.reproduce.ReproduceResult` (and its diff)."""
 
     kind: ClassVar[str] = "reproduce"
     title: ClassVar[str] = "Reproduction"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any, ClassVar
 
-from ..engine.metric_names import HEADLINE
+from ..engine.core.metric_names import HEADLINE
 from . import view
 from .plots import new_figure, to_png
 from .report import Report
@@ -15,7 +15,7 @@ _CURVE_KEYS = ("loss", "val_loss")
 
 
 class TrainReport(Report):
-    """Renders :class:`~aimodel_kernel.engine.training.TrainResult`."""
+    """Renders :class:`~aimodel_kernel.engine.training.entry.TrainResult`."""
 
     kind: ClassVar[str] = "train"
     title: ClassVar[str] = "Training"

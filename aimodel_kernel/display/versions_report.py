@@ -7,8 +7,8 @@ import time
 from html import escape
 from typing import Any, ClassVar
 
-from ..engine.metric_names import headline_metrics
-from ..engine.tracking import TAG
+from ..engine.core.metric_names import headline_metrics
+from ..engine.store.tracking import TAG
 from . import view
 from .report import Report
 from .tables import html_table, text_table
@@ -51,7 +51,7 @@ def _created(seconds: float) -> view.RichCell:
 
 
 class VersionsReport(Report):
-    """Renders :class:`~aimodel_kernel.engine.versions.VersionList`."""
+    """Renders :class:`~aimodel_kernel.engine.store.registry.VersionList`."""
 
     kind: ClassVar[str] = "versions"
     title: ClassVar[str] = "Model versions"

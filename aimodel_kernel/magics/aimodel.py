@@ -1,5 +1,5 @@
 """``%aimodel freeze`` and ``%aimodel check``: a lock file next to the notebook, and how a kernel
-compares with it (see :mod:`aimodel_kernel.engine.freeze`)."""
+compares with it (see :mod:`aimodel_kernel.engine.versions.lock`)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ class NotebookMagics(AimodelMagicsBase):
             %aimodel check ../shared/aimodel.lock.json
             r = %aimodel check; r.mismatches
         """
-        from ..engine.freeze import lock_path
+        from ..engine.versions.lock import lock_path
 
         args = parse(self.aimodel, line)
         path = lock_path(args.path, notebook=self.notebook())
@@ -70,8 +70,8 @@ class NotebookMagics(AimodelMagicsBase):
 
     def _freeze(self, path: Any) -> Any:
         from ..display.lock_report import FreezeReport
-        from ..engine.freeze import freeze, kernel_started
-        from ..engine.tracking import get_store
+        from ..engine.store.tracking import get_store
+        from ..engine.versions.lock import freeze, kernel_started
 
         result = freeze(path, store=get_store(self.settings()), notebook=self.notebook(),
                         since=kernel_started(), cells=self._cells())
@@ -79,6 +79,6 @@ class NotebookMagics(AimodelMagicsBase):
 
     def _check(self, path: Any) -> Any:
         from ..display.lock_report import CheckReport
-        from ..engine.freeze import check, read_lock
+        from ..engine.versions.lock import check, read_lock
 
         return CheckReport(check(read_lock(path), self.shell.user_ns, path=str(path)))

@@ -3,7 +3,7 @@
 
 Apply one as it is (``@no_log_arg``), or, where the flag means something else for that magic,
 with the keywords that differ (``@no_log_arg.but(help="do not log the diff on B's run")``).
-Choices come from the engine's constants (:mod:`aimodel_kernel.engine.options`, which imports
+Choices come from the engine's constants (:mod:`aimodel_kernel.engine.core.options`, which imports
 nothing heavy), and every ``%train`` flag that sets a :class:`TrainConfig` field is made by
 :func:`train_option` from the engine's table of those flags (:data:`~..engine.options.FLAGS`).
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 from IPython.core.magic_arguments import argument
 
-from ..engine.options import FLAG_OF, TASK_CHOICES
+from ..engine.core.options import FLAG_OF, TASK_CHOICES
 
 __all__ = ["SharedArgument", "ci_arg", "model_arg", "n_boot_arg", "name_arg", "no_log_arg",
            "seed_arg", "task_arg", "train_option"]

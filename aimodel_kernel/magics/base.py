@@ -55,6 +55,6 @@ class AimodelMagicsBase(Magics):
             return
         png = report.png()
         if png:
-            from ..engine.tracking import log_result_artifact
+            from ..engine.store.tracking import log_result_artifact
 
             log_result_artifact(result, "plots.png", png)

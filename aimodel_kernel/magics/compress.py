@@ -8,7 +8,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from ..engine.options import QUANTIZATIONS
+from ..engine.core.options import QUANTIZATIONS
 from .arguments import name_arg, no_log_arg
 from .base import AimodelMagicsBase
 from .resolve import parse, usage_errors
@@ -62,7 +62,7 @@ class CompressMagics(AimodelMagicsBase):
             r = %compress net --check X_test y_test    # r.chosen, r.export_path, r.variants
         """
         from ..display.compress_report import CompressReport
-        from ..engine.compress import compress
+        from ..engine.compression.entry import compress
 
         args = parse(self.compress, line)
         if not args.check:

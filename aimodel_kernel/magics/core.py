@@ -106,10 +106,10 @@ class AimodelMagics(AimodelMagicsBase):
             r = %train clf X y                                 # r.metrics, r.run_id, r.version
             %train net X y --devices 4 --export-script train.py  # then: torchrun ... train.py
         """
-        from ..engine.events import TrainingEnd, ignore_event
-        from ..engine.options import config_from_flags, torch_only_flags
-        from ..engine.serialize import framework_of
-        from ..engine.training import train
+        from ..engine.core.events import TrainingEnd, ignore_event
+        from ..engine.core.options import config_from_flags, torch_only_flags
+        from ..engine.store.serialize import framework_of
+        from ..engine.training.entry import train
 
         args = parse(self.train, line)
         model = self.resolve(args.model, "model")
@@ -203,7 +203,7 @@ class AimodelMagics(AimodelMagicsBase):
             %evaluate clf X_test y_test --ci         # bootstrap confidence intervals
         """
         from ..display.evaluation_report import EvaluationReport
-        from ..engine.evaluation import evaluate
+        from ..engine.evaluation.metrics import evaluate
 
         args = parse(self.evaluate, line)
         model = self.resolve(args.model, "model")
@@ -236,7 +236,7 @@ class AimodelMagics(AimodelMagicsBase):
         args = parse(self.workers, line)
         import sys
 
-        pool = sys.modules.get("aimodel_kernel.engine.worker_pool")
+        pool = sys.modules.get("aimodel_kernel.engine.training.distributed.pool")
         if pool is None:
             return "no worker pool (none started in this kernel)"
         if args.action == "shutdown":
@@ -264,7 +264,7 @@ class AimodelMagics(AimodelMagicsBase):
             v = %versions cancer-rf                  # v.versions[-1].metrics
         """
         from ..display.versions_report import VersionsReport
-        from ..engine.versions import list_versions
+        from ..engine.store.registry import list_versions
 
         args = parse(self.versions, line)
         return VersionsReport(list_versions(args.name, settings=self.settings()))

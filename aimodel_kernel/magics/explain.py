@@ -8,7 +8,7 @@ from typing import Any
 from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from ..engine.options import EXPLAIN_METHODS
+from ..engine.core.options import EXPLAIN_METHODS
 from .arguments import model_arg, no_log_arg, seed_arg
 from .base import AimodelMagicsBase
 from .resolve import parse, usage_errors
@@ -66,7 +66,7 @@ class ExplainMagics(AimodelMagicsBase):
             r = %explain clf X_test                      # r.values, r.importance, r.to_dict()
         """
         from ..display.explain_report import ExplainReport
-        from ..engine.explain import SlowExplanationWarning, explain
+        from ..engine.explanation.entry import SlowExplanationWarning, explain
 
         args = parse(self.explain, line)
         model = self.resolve(args.model, "model")

@@ -8,7 +8,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from ..engine.options import FAIRNESS_CONSTRAINTS, FAIRNESS_TASKS, MITIGATIONS
+from ..engine.core.options import FAIRNESS_CONSTRAINTS, FAIRNESS_TASKS, MITIGATIONS
 from .arguments import ci_arg, n_boot_arg, name_arg, no_log_arg, seed_arg, task_arg
 from .base import AimodelMagicsBase
 from .resolve import parse, usage_errors
@@ -93,7 +93,7 @@ class FairnessMagics(AimodelMagicsBase):
             r.summary, r.failed, r.mitigation.model                   # values and the model
         """
         from ..display.fairness_report import FairnessReport
-        from ..engine.fairness import audit
+        from ..engine.fairness.audits import audit
 
         args = parse(self.fairness, line)
         if not args.mitigate:
@@ -123,7 +123,7 @@ class FairnessMagics(AimodelMagicsBase):
 
     def _mitigate(self, args: Any, model: Any, X: Any, y: Any, sensitive: list[Any],
                   line: str, options: dict[str, Any]) -> Any:
-        from ..engine.mitigation import mitigate
+        from ..engine.fairness.mitigation import mitigate
 
         fit_data = None
         if args.fit_data:

@@ -53,7 +53,7 @@ class LifecycleMagics(AimodelMagicsBase):
             d = %diff cancer-rf/1 cancer-lr/1          # d.summary, d.to_dict()
         """
         from ..display.diff_report import DiffReport
-        from ..engine.diff import diff_versions
+        from ..engine.versions.diff import diff_versions
 
         args = parse(self.diff, line)
         X, y = self._data(args.data)
@@ -87,9 +87,9 @@ class LifecycleMagics(AimodelMagicsBase):
             %reproduce cancer-rf/1 --data X_train y_train
         """
         from ..display.reproduce_report import ReproduceReport
-        from ..engine.diff import diff_versions
-        from ..engine.reproduce import reproduce
-        from ..engine.versions import resolve as resolve_version
+        from ..engine.store.registry import resolve as resolve_version
+        from ..engine.versions.diff import diff_versions
+        from ..engine.versions.reproduce import reproduce
 
         args = parse(self.reproduce, line)
         settings = self.settings()
@@ -148,7 +148,7 @@ class LifecycleMagics(AimodelMagicsBase):
             %diff digits-mlp@champion digits-mlp/6
         """
         from ..display.versions_report import VersionsReport
-        from ..engine.versions import list_versions, promote
+        from ..engine.store.registry import list_versions, promote
 
         args = parse(self.promote, line)
         settings = self.settings()

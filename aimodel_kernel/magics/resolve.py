@@ -9,7 +9,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import parse_argstring
 
-from ..engine.errors import AimodelError
+from ..engine.core.errors import AimodelError
 
 
 def resolve(shell: Any, expr: str, role: str) -> Any:

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import Any, TypedDict
 
 from ..config import Settings
-from ..engine.metric_names import headline_metrics
-from ..engine.tracking import TAG, VersionRecord, get_store
+from ..engine.core.metric_names import headline_metrics
+from ..engine.store.tracking import TAG, VersionRecord, get_store
 from .store_location import store_exists
 
 
@@ -130,7 +130,7 @@ def diff_payload(settings: Settings, ref_a: str, ref_b: str) -> DiffResponse:
     """
     from ..display.diff_report import DiffReport
     from ..display.mime import png_base64
-    from ..engine.diff import diff_versions
+    from ..engine.versions.diff import diff_versions
 
     report = DiffReport(diff_versions(ref_a, ref_b, settings=settings, log=False))
     png = report.png()

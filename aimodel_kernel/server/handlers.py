@@ -20,8 +20,8 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
 from ..config import Settings
-from ..engine.errors import ChecksumError, InputError, NotFoundError
-from ..engine.versions import parse_ref
+from ..engine.core.errors import ChecksumError, InputError, NotFoundError
+from ..engine.store.registry import parse_ref
 from .catalog import diff_payload, list_models
 from .store_location import settings_for
 

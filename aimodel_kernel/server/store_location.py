@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from ..config import HOME_ENV, TRACKING_ENV, Settings
-from ..engine.errors import InputError
+from ..engine.core.errors import InputError
 
 MAX_DIR_CHARS = 1024
 _BAD_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")

@@ -29,10 +29,10 @@ import traceback
 from html import escape
 from typing import Any
 
-from ..engine.errors import AimodelError, InputError
-from ..engine.events import StopFlag, ignore_event
-from ..engine.serialize import framework_of
-from ..engine.sweep import run_sweep
+from ..engine.core.errors import AimodelError, InputError
+from ..engine.core.events import StopFlag, ignore_event
+from ..engine.store.serialize import framework_of
+from ..engine.training.sweep import run_sweep
 from . import namespace
 from .jobs import NONE, Job, evaluate_on_validation, prepare_job, train_single, train_trial
 from .panel_view import PanelProgress, build_controls, static_bundle, text_view
@@ -305,7 +305,7 @@ class ExperimentPanel:
 
     def _diff(self, a: str, b: str) -> Any:
         from ..display.diff_report import DiffReport
-        from ..engine.diff import diff_versions
+        from ..engine.versions.diff import diff_versions
 
         X, y = self.job.val_data if self.job and self.job.val_data else (None, None)
         return DiffReport(diff_versions(a, b, X=X, y=y, settings=self.settings, log=False))

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Settings
-from ..engine.errors import InputError
-from ..engine.events import EventCallback, StopFlag, ignore_event
-from ..engine.options import TrainConfig, flags_for
-from ..engine.serialize import framework_of
-from ..engine.sweep import SweepResult, Trial, expand, new_sweep, split_params
-from ..engine.trial import copy_model, params_applied
+from ..engine.core.errors import InputError
+from ..engine.core.events import EventCallback, StopFlag, ignore_event
+from ..engine.core.options import TrainConfig, flags_for
+from ..engine.store.serialize import framework_of
+from ..engine.training.sweep import SweepResult, Trial, expand, new_sweep, split_params
+from ..engine.training.trial import copy_model, params_applied
 from .sweep import panel_tags
 
 NONE = "(none)"  # the dropdown entry for "no validation data" / "no y"
@@ -151,7 +151,7 @@ def train_single(job: Job, *, stop: StopFlag, on_event: EventCallback = ignore_e
                  settings: Settings | None = None) -> Any:
     """Train the notebook's model itself with the panel's parameters; return the
     :class:`~..engine.training.TrainResult`."""
-    from ..engine.training import train
+    from ..engine.training.entry import train
 
     config = TrainConfig(**job.options, name=job.name)
     with params_applied(job.model, job.model_params) as changed:
@@ -165,7 +165,7 @@ def train_single(job: Job, *, stop: StopFlag, on_event: EventCallback = ignore_e
 def train_trial(job: Job, trial: Trial, *, stop: StopFlag,
                 on_event: EventCallback = ignore_event, settings: Settings | None = None) -> Any:
     """Train one sweep run on a fresh copy of the model (kept in ``job.models``)."""
-    from ..engine.training import train
+    from ..engine.training.entry import train
 
     assert job.sweep is not None
     swept_params, swept_options = split_params(trial.params)
@@ -191,8 +191,8 @@ def evaluate_on_validation(job: Job, settings: Settings | None = None) -> Any:
     if job.val_data is None:
         return None
     from ..display.evaluation_report import EvaluationReport
-    from ..engine.evaluation import evaluate
-    from ..engine.tracking import get_store, log_result_artifact
+    from ..engine.evaluation.metrics import evaluate
+    from ..engine.store.tracking import get_store, log_result_artifact
 
     store = get_store(settings)
     result = evaluate(job.model, *job.val_data, log=True, store=store, name=job.model_name)

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..display.mime import mime_type, png_base64
 from ..display.tables import wrap_html
-from ..engine.events import TrainingEnd
+from ..engine.core.events import TrainingEnd
 from .progress import TrainingProgress
 
 MAX_TEXT_PARAMS = 16

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from ..engine.errors import InputError
-from ..engine.options import FLAG_OF, TrainConfig
-from ..engine.sweep import kind_of, parse_scalar, parse_values
+from ..engine.core.errors import InputError
+from ..engine.core.options import FLAG_OF, TrainConfig
+from ..engine.training.sweep import kind_of, parse_scalar, parse_values
 
 SWEEP_HINT = "sweep: 0.01, 0.1, 1  or  1:10:3"
 

@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from ..engine.events import BatchEnd, EpochEnd, Event, RunStarted, TrainingEnd
+from ..engine.core.events import BatchEnd, EpochEnd, Event, RunStarted, TrainingEnd
 from .kernel_status import StatusChannel
 
 

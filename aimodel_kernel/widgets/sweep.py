@@ -11,8 +11,8 @@ from typing import Any
 
 from ..display.leaderboard_report import LeaderboardReport
 from ..display.tables import fmt, html_table, wrap_html
-from ..engine.errors import AimodelError
-from ..engine.metric_names import higher_is_better
+from ..engine.core.errors import AimodelError
+from ..engine.core.metric_names import higher_is_better
 
 
 def show(output: Any, obj: Any) -> None:

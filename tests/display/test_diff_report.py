@@ -12,11 +12,11 @@ from sklearn.linear_model import LogisticRegression
 
 from aimodel_kernel.display import view
 from aimodel_kernel.display.diff_report import DiffReport
-from aimodel_kernel.engine.deltas import importance_shift, metric_deltas
-from aimodel_kernel.engine.diff import VersionDiff, diff_versions, summarize
-from aimodel_kernel.engine.flips import classification_flips
-from aimodel_kernel.engine.options import TrainConfig
-from aimodel_kernel.engine.training import train
+from aimodel_kernel.engine.core.options import TrainConfig
+from aimodel_kernel.engine.training.entry import train
+from aimodel_kernel.engine.versions.deltas import importance_shift, metric_deltas
+from aimodel_kernel.engine.versions.diff import VersionDiff, diff_versions, summarize
+from aimodel_kernel.engine.versions.flips import classification_flips
 
 MIME = "application/vnd.aimodel.diff.v1+json"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -139,7 +139,7 @@ def test_real_diff_bundle_renders_fast(store):
 
 @pytest.mark.parametrize("kind", ["regression"])
 def test_regression_flips_text(kind):
-    from aimodel_kernel.engine.flips import regression_changes
+    from aimodel_kernel.engine.versions.flips import regression_changes
 
     d = VersionDiff("r/1", "r/2", "a", "b")
     d.flips = regression_changes([1.0, 2.0, 3.0], [1.0, 2.5, 2.0], [1.0, 2.4, 3.0])

@@ -13,8 +13,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from aimodel_kernel.display.evaluation_report import EvaluationReport
-from aimodel_kernel.engine.data import TaskInfo
-from aimodel_kernel.engine.evaluation import evaluate, evaluate_predictions
+from aimodel_kernel.engine.core.data import TaskInfo
+from aimodel_kernel.engine.evaluation.metrics import evaluate, evaluate_predictions
 
 MIME = "application/vnd.aimodel.evaluation.v1+json"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -25,9 +25,9 @@ from aimodel_kernel.display.mime import mime_type
 from aimodel_kernel.display.report import Report
 from aimodel_kernel.display.reproduce_report import ReproduceReport
 from aimodel_kernel.display.tables import fmt, html_table, text_table
-from aimodel_kernel.engine.compress_result import CompressResult, Variant
-from aimodel_kernel.engine.data import TaskInfo
-from aimodel_kernel.engine.reproduce import ReproduceResult
+from aimodel_kernel.engine.compression.result import CompressResult, Variant
+from aimodel_kernel.engine.core.data import TaskInfo
+from aimodel_kernel.engine.versions.reproduce import ReproduceResult
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "docs" / "report-examples"

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from conftest import all_runs, clone_state, mlp, registered_names, weights_equal
 
-from aimodel_kernel.engine import checkpoints
-from aimodel_kernel.engine.errors import InputError
-from aimodel_kernel.engine.events import BatchEnd, EpochEnd, StopFlag
-from aimodel_kernel.engine.options import TrainConfig
-from aimodel_kernel.engine.training import train
+from aimodel_kernel.engine.core.errors import InputError
+from aimodel_kernel.engine.core.events import BatchEnd, EpochEnd, StopFlag
+from aimodel_kernel.engine.core.options import TrainConfig
+from aimodel_kernel.engine.training import checkpoints
+from aimodel_kernel.engine.training.entry import train
 
 torch = pytest.importorskip("torch")
 

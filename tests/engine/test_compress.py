@@ -1,6 +1,7 @@
 """``compress()`` and its parts on real models and real data: pruning, ONNX export, onnxruntime
 int8, checks against the original, latency, the choice within a budget, and bad input."""
 
+# ruff: noqa: E402  (the imports below come after the importorskip checks)
 from __future__ import annotations
 
 import json
@@ -14,19 +15,15 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-from torch import nn  # noqa: E402
+from torch import nn
 
-from aimodel_kernel.engine.compress import compress  # noqa: E402
-from aimodel_kernel.engine.deltas import compression_deltas  # noqa: E402
-from aimodel_kernel.engine.errors import (  # noqa: E402
-    ChecksumError,
-    InputError,
-    MissingDependency,
-)
-from aimodel_kernel.engine.latency import measure, same_threads  # noqa: E402
-from aimodel_kernel.engine.onnx_export import export_torch, session  # noqa: E402
-from aimodel_kernel.engine.pruning import count_params, prune_global, prune_structured  # noqa: E402
-from aimodel_kernel.engine.serialize import load_model, save_onnx  # noqa: E402
+from aimodel_kernel.engine.compression.entry import compress
+from aimodel_kernel.engine.compression.latency import measure, same_threads
+from aimodel_kernel.engine.compression.onnx_export import export_torch, session
+from aimodel_kernel.engine.compression.pruning import count_params, prune_global, prune_structured
+from aimodel_kernel.engine.core.errors import ChecksumError, InputError, MissingDependency
+from aimodel_kernel.engine.store.serialize import load_model, save_onnx
+from aimodel_kernel.engine.versions.deltas import compression_deltas
 
 VARIANTS = ["original", "onnx", "onnx-int8", "structured", "structured-onnx",
             "structured-onnx-int8"]
@@ -153,7 +150,7 @@ def test_debug_info_is_stripped_and_outputs_stay_identical(split, onnx_file, tmp
     internal names are short, and the model computes exactly what the full file does."""
     import onnx
 
-    from aimodel_kernel.engine.onnx_export import quantize_int8, strip_debug_info
+    from aimodel_kernel.engine.compression.onnx_export import quantize_int8, strip_debug_info
 
     X, _, Xt, _ = split
     model = onnx.load(str(onnx_file))

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from aimodel_kernel.engine.data import check_data, fingerprint, infer_task, take_rows
-from aimodel_kernel.engine.errors import InputError
+from aimodel_kernel.engine.core.data import check_data, fingerprint, infer_task, take_rows
+from aimodel_kernel.engine.core.errors import InputError
 
 
 def test_task_inference(cancer, digits, diabetes):

@@ -10,14 +10,14 @@ from conftest import mlp, run_artifact
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression, Ridge
 
-from aimodel_kernel.engine.deltas import importance_shift, ordinal
-from aimodel_kernel.engine.diff import artifact_path, diff_versions
-from aimodel_kernel.engine.errors import ChecksumError, InputError, NotFoundError
-from aimodel_kernel.engine.evaluation import evaluate
-from aimodel_kernel.engine.flips import classification_flips
-from aimodel_kernel.engine.options import TrainConfig
-from aimodel_kernel.engine.training import train
-from aimodel_kernel.engine.versions import load_version, resolve
+from aimodel_kernel.engine.core.errors import ChecksumError, InputError, NotFoundError
+from aimodel_kernel.engine.core.options import TrainConfig
+from aimodel_kernel.engine.evaluation.metrics import evaluate
+from aimodel_kernel.engine.store.registry import load_version, resolve
+from aimodel_kernel.engine.training.entry import train
+from aimodel_kernel.engine.versions.deltas import importance_shift, ordinal
+from aimodel_kernel.engine.versions.diff import artifact_path, diff_versions
+from aimodel_kernel.engine.versions.flips import classification_flips
 
 
 def _source(C: float) -> dict[str, str]:
@@ -233,7 +233,7 @@ def test_torch_versions(store, digits):
 
 
 def test_section_metrics_stay_out_of_the_metric_deltas():
-    from aimodel_kernel.engine.deltas import metric_deltas
+    from aimodel_kernel.engine.versions.deltas import metric_deltas
 
     a = {"eval.accuracy": 0.9, "compress.onnx.latency_ms_p50": 1.0, "explain.rows": 100.0}
     b = {"eval.accuracy": 0.95, "fairness.demographic_parity_difference": 0.1}

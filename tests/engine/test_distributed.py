@@ -12,10 +12,10 @@ import torch
 from conftest import all_runs
 from torch import nn
 
-from aimodel_kernel.engine.distributed import WorkerFailed
-from aimodel_kernel.engine.errors import InputError
-from aimodel_kernel.engine.options import TrainConfig
-from aimodel_kernel.engine.training import train
+from aimodel_kernel.engine.core.errors import InputError
+from aimodel_kernel.engine.core.options import TrainConfig
+from aimodel_kernel.engine.training.distributed.launch import WorkerFailed
+from aimodel_kernel.engine.training.entry import train
 
 pytestmark = pytest.mark.slow
 
@@ -124,13 +124,13 @@ def test_nccl_without_gpus_and_an_unpicklable_model_start_nothing(store, digits)
 @pytest.fixture(autouse=True, scope="module")
 def _no_pool_after_this_module():
     yield
-    from aimodel_kernel.engine.worker_pool import shutdown_pool
+    from aimodel_kernel.engine.training.distributed.pool import shutdown_pool
 
     shutdown_pool()
 
 
 def test_a_second_call_reuses_the_warm_workers(store, digits):
-    from aimodel_kernel.engine.worker_pool import pool_status, shutdown_pool
+    from aimodel_kernel.engine.training.distributed.pool import pool_status, shutdown_pool
 
     X, y = digits
     shutdown_pool()
@@ -144,7 +144,7 @@ def test_a_second_call_reuses_the_warm_workers(store, digits):
 
 
 def test_a_stop_request_ends_every_rank_with_the_last_epochs_weights(store, digits):
-    from aimodel_kernel.engine.events import EpochEnd, StopFlag
+    from aimodel_kernel.engine.core.events import EpochEnd, StopFlag
 
     X, y = digits
     stop = StopFlag()

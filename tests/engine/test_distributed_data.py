@@ -13,9 +13,9 @@ import torch
 from conftest import all_runs, mlp
 from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampler
 
-from aimodel_kernel.engine.errors import InputError
-from aimodel_kernel.engine.options import TrainConfig
-from aimodel_kernel.engine.training import train
+from aimodel_kernel.engine.core.errors import InputError
+from aimodel_kernel.engine.core.options import TrainConfig
+from aimodel_kernel.engine.training.entry import train
 
 pytestmark = pytest.mark.slow
 
@@ -74,7 +74,7 @@ def notebook(tmp_path):
 @pytest.fixture(autouse=True, scope="module")
 def _no_pool_after_this_module():
     yield
-    from aimodel_kernel.engine.worker_pool import shutdown_pool
+    from aimodel_kernel.engine.training.distributed.pool import shutdown_pool
 
     shutdown_pool()
 

@@ -20,10 +20,10 @@ from safetensors.torch import load_file
 from test_multinode import free_port, node_store
 from torch import nn
 
-from aimodel_kernel.engine import checkpoints
-from aimodel_kernel.engine.events import EpochEnd
-from aimodel_kernel.engine.options import TrainConfig
-from aimodel_kernel.engine.training import train
+from aimodel_kernel.engine.core.events import EpochEnd
+from aimodel_kernel.engine.core.options import TrainConfig
+from aimodel_kernel.engine.training import checkpoints
+from aimodel_kernel.engine.training.entry import train
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +48,7 @@ class SlowDropoutNet(nn.Module):
 @pytest.fixture(autouse=True, scope="module")
 def _no_pool_after_this_module():
     yield
-    from aimodel_kernel.engine.worker_pool import shutdown_pool
+    from aimodel_kernel.engine.training.distributed.pool import shutdown_pool
 
     shutdown_pool()
 
@@ -130,7 +130,7 @@ def test_checkpoint_every_0_writes_each_epoch_and_resume_last_finds_the_run(stor
 def test_a_second_ctrl_c_ends_every_worker_at_once(store, digits):
     from test_distributed import workers
 
-    from aimodel_kernel.engine.worker_pool import pool_status
+    from aimodel_kernel.engine.training.distributed.pool import pool_status
 
     X, y = digits
     before = workers()
@@ -152,9 +152,9 @@ NODE = textwrap.dedent("""
     import numpy as np, torch
     from safetensors.torch import save_file
     from torch import nn
-    from aimodel_kernel.engine.events import EpochEnd, StopFlag
-    from aimodel_kernel.engine.options import TrainConfig
-    from aimodel_kernel.engine.training import train
+    from aimodel_kernel.engine.core.events import EpochEnd, StopFlag
+    from aimodel_kernel.engine.core.options import TrainConfig
+    from aimodel_kernel.engine.training.entry import train
 
     class Slow(nn.Module):  # defined in __main__: sent to the workers by value
         def __init__(self):

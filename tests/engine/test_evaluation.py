@@ -23,17 +23,17 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
-from aimodel_kernel.engine import links
-from aimodel_kernel.engine.data import TaskInfo
-from aimodel_kernel.engine.errors import InputError, NotFittedError
-from aimodel_kernel.engine.evaluation import (
+from aimodel_kernel.engine.core import links
+from aimodel_kernel.engine.core.data import TaskInfo
+from aimodel_kernel.engine.core.errors import InputError, NotFittedError
+from aimodel_kernel.engine.core.prediction import predict
+from aimodel_kernel.engine.evaluation.metrics import (
     MAX_CURVE_POINTS,
     MAX_PLOT_POINTS,
     evaluate,
     evaluate_predictions,
 )
-from aimodel_kernel.engine.prediction import predict
-from aimodel_kernel.engine.tracking import log_result_artifact
+from aimodel_kernel.engine.store.tracking import log_result_artifact
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -399,7 +399,7 @@ def test_untracked_sklearn_evaluation_imports_neither_mlflow_nor_torch():
         import sys
         from sklearn.datasets import load_breast_cancer
         from sklearn.linear_model import LogisticRegression
-        from aimodel_kernel.engine.evaluation import evaluate
+        from aimodel_kernel.engine.evaluation.metrics import evaluate
         X, y = load_breast_cancer(return_X_y=True)
         model = LogisticRegression(solver="liblinear").fit(X, y)
         r = evaluate(model, X, y, ci=True, n_boot=3)

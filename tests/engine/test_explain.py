@@ -23,9 +23,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from aimodel_kernel.engine.errors import InputError, NotFittedError
-from aimodel_kernel.engine.explain import SlowExplanationWarning, explain
-from aimodel_kernel.engine.explainers import choose, split_pipeline
+from aimodel_kernel.engine.core.errors import InputError, NotFittedError
+from aimodel_kernel.engine.explanation.choice import choose, split_pipeline
+from aimodel_kernel.engine.explanation.entry import SlowExplanationWarning, explain
 
 shap = pytest.importorskip("shap")
 
@@ -298,8 +298,8 @@ def test_missing_shap_or_lime_is_a_one_line_missing_dependency(tmp_path):
         sys.meta_path.insert(0, Block())
         import numpy as np
         from sklearn.linear_model import LogisticRegression
-        from aimodel_kernel.engine.errors import MissingDependency
-        from aimodel_kernel.engine.explain import explain
+        from aimodel_kernel.engine.core.errors import MissingDependency
+        from aimodel_kernel.engine.explanation.entry import explain
 
         X = np.random.default_rng(0).normal(size=(40, 3))
         lr = LogisticRegression().fit(X, X[:, 0] > 0)

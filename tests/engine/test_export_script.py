@@ -13,11 +13,11 @@ import pytest
 import torch
 from conftest import REPO, all_runs, clone_state, mlp, registered_names
 
-from aimodel_kernel.engine.errors import InputError
-from aimodel_kernel.engine.export_script import ExportReport
-from aimodel_kernel.engine.options import TrainConfig
-from aimodel_kernel.engine.training import train
-from aimodel_kernel.engine.versions import load_version
+from aimodel_kernel.engine.core.errors import InputError
+from aimodel_kernel.engine.core.options import TrainConfig
+from aimodel_kernel.engine.store.registry import load_version
+from aimodel_kernel.engine.training.distributed.export import ExportReport
+from aimodel_kernel.engine.training.entry import train
 
 
 def _export(digits, tmp_path: Path, **options) -> tuple[ExportReport, torch.nn.Module]:

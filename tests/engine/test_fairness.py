@@ -13,17 +13,20 @@ import pytest
 from conftest import run_artifact
 from sklearn.linear_model import LogisticRegression, Ridge
 
-from aimodel_kernel.engine.datasets import AGE_BANDS, load_german_credit
-from aimodel_kernel.engine.deltas import fairness_deltas
-from aimodel_kernel.engine.errors import InputError, MissingDependency
-from aimodel_kernel.engine.fair_models import GroupThresholdClassifier, ReductionClassifier
-from aimodel_kernel.engine.fairness import audit, audit_predictions
-from aimodel_kernel.engine.groups import sensitive_frame
-from aimodel_kernel.engine.mitigation import mitigate
-from aimodel_kernel.engine.options import TrainConfig
-from aimodel_kernel.engine.synthetic import make_biased_classification
-from aimodel_kernel.engine.training import train
-from aimodel_kernel.engine.versions import load_version, resolve
+from aimodel_kernel.engine.core.errors import InputError, MissingDependency
+from aimodel_kernel.engine.core.options import TrainConfig
+from aimodel_kernel.engine.fairness.audits import audit, audit_predictions
+from aimodel_kernel.engine.fairness.datasets import AGE_BANDS, load_german_credit
+from aimodel_kernel.engine.fairness.groups import sensitive_frame
+from aimodel_kernel.engine.fairness.mitigated_models import (
+    GroupThresholdClassifier,
+    ReductionClassifier,
+)
+from aimodel_kernel.engine.fairness.mitigation import mitigate
+from aimodel_kernel.engine.fairness.synthetic import make_biased_classification
+from aimodel_kernel.engine.store.registry import load_version, resolve
+from aimodel_kernel.engine.training.entry import train
+from aimodel_kernel.engine.versions.deltas import fairness_deltas
 
 fairlearn_metrics = pytest.importorskip("fairlearn.metrics")
 
@@ -129,7 +132,7 @@ def test_bootstrap_intervals_are_seeded_and_cover_a_clear_disparity(biased):
 
 
 def _binary():
-    from aimodel_kernel.engine.data import TaskInfo
+    from aimodel_kernel.engine.core.data import TaskInfo
 
     return TaskInfo("binary", (0, 1))
 

@@ -10,8 +10,10 @@ from importlib import metadata
 import numpy as np
 import pytest
 
-from aimodel_kernel.engine.errors import InputError, NotFoundError
-from aimodel_kernel.engine.freeze import (
+from aimodel_kernel.engine.core.errors import InputError, NotFoundError
+from aimodel_kernel.engine.core.options import TrainConfig
+from aimodel_kernel.engine.training.entry import train
+from aimodel_kernel.engine.versions.lock import (
     build_lock,
     check,
     freeze,
@@ -21,8 +23,6 @@ from aimodel_kernel.engine.freeze import (
     read_lock,
     recorded_runs,
 )
-from aimodel_kernel.engine.options import TrainConfig
-from aimodel_kernel.engine.training import train
 
 
 def _train(X, y, line, **options):
@@ -99,7 +99,7 @@ def test_only_finished_runs_since_the_kernel_started(store, cancer):
 
 
 def test_no_store_no_runs_and_none_created(tmp_path):
-    from aimodel_kernel.engine.tracking import get_store
+    from aimodel_kernel.engine.store.tracking import get_store
 
     store = get_store()
     assert recorded_runs(store, since=0) == []

@@ -16,18 +16,18 @@ from conftest import all_runs, subprocess_env
 from safetensors.torch import load_file
 from torch import nn
 
-from aimodel_kernel.engine.errors import InputError
-from aimodel_kernel.engine.multinode import WORKER_NODE_NOTE
-from aimodel_kernel.engine.options import TrainConfig
-from aimodel_kernel.engine.training import train
+from aimodel_kernel.engine.core.errors import InputError
+from aimodel_kernel.engine.core.options import TrainConfig
+from aimodel_kernel.engine.training.distributed.nodes import WORKER_NODE_NOTE
+from aimodel_kernel.engine.training.entry import train
 
 NODE = textwrap.dedent("""
     import json, sys
     import numpy as np, torch
     from safetensors.torch import save_file
     from torch import nn
-    from aimodel_kernel.engine.options import TrainConfig
-    from aimodel_kernel.engine.training import train
+    from aimodel_kernel.engine.core.options import TrainConfig
+    from aimodel_kernel.engine.training.entry import train
 
     data, rank, rdzv, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
     d = np.load(data)
@@ -50,7 +50,7 @@ def free_port() -> int:
 
 def node_store(home):
     from aimodel_kernel.config import Settings
-    from aimodel_kernel.engine.tracking import get_store
+    from aimodel_kernel.engine.store.tracking import get_store
 
     return get_store(Settings(home=str(home)))
 

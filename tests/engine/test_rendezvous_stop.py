@@ -24,10 +24,10 @@ from test_distributed import workers
 from test_multinode import free_port
 from torch import nn
 
-from aimodel_kernel.engine.errors import InputError
-from aimodel_kernel.engine.multinode import JOIN_TIMEOUT
-from aimodel_kernel.engine.options import TrainConfig
-from aimodel_kernel.engine.training import train
+from aimodel_kernel.engine.core.errors import InputError
+from aimodel_kernel.engine.core.options import TrainConfig
+from aimodel_kernel.engine.training.distributed.nodes import JOIN_TIMEOUT
+from aimodel_kernel.engine.training.entry import train
 
 STOP_BUTTON = textwrap.dedent("""
     import os, signal, socket, sys, time

@@ -9,11 +9,11 @@ import pytest
 from conftest import all_runs, clone_state, mlp, run_artifact, same_state, weights_equal
 from sklearn.ensemble import RandomForestClassifier
 
-from aimodel_kernel.engine.errors import ChecksumError, InputError, NotFoundError
-from aimodel_kernel.engine.options import TrainConfig
-from aimodel_kernel.engine.reproduce import ReproduceResult, recorded_config, reproduce
-from aimodel_kernel.engine.training import train
-from aimodel_kernel.engine.versions import list_versions, load_version, resolve
+from aimodel_kernel.engine.core.errors import ChecksumError, InputError, NotFoundError
+from aimodel_kernel.engine.core.options import TrainConfig
+from aimodel_kernel.engine.store.registry import list_versions, load_version, resolve
+from aimodel_kernel.engine.training.entry import train
+from aimodel_kernel.engine.versions.reproduce import ReproduceResult, recorded_config, reproduce
 
 
 def _refs(name: str) -> list[str]:

@@ -12,17 +12,17 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from aimodel_kernel.engine.errors import ChecksumError, InputError
-from aimodel_kernel.engine.options import TrainConfig
-from aimodel_kernel.engine.serialize import (
+from aimodel_kernel.engine.core.errors import ChecksumError, InputError
+from aimodel_kernel.engine.core.options import TrainConfig
+from aimodel_kernel.engine.store.registry import load_version, parse_ref, resolve
+from aimodel_kernel.engine.store.serialize import (
     framework_of,
     load_model,
     save_model,
     sha256_file,
     verify,
 )
-from aimodel_kernel.engine.training import train
-from aimodel_kernel.engine.versions import load_version, parse_ref, resolve
+from aimodel_kernel.engine.training.entry import train
 
 
 def test_sklearn_version_loads_with_equal_predictions(store, cancer):

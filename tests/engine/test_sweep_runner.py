@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from aimodel_kernel.engine.errors import InputError
-from aimodel_kernel.engine.events import StopFlag
-from aimodel_kernel.engine.sweep import (
+from aimodel_kernel.engine.core.errors import InputError
+from aimodel_kernel.engine.core.events import StopFlag
+from aimodel_kernel.engine.training.sweep import (
     MAX_GRID,
     expand,
     new_sweep,
@@ -16,7 +16,7 @@ from aimodel_kernel.engine.sweep import (
     run_sweep,
     split_params,
 )
-from aimodel_kernel.engine.trial import copy_model, params_applied
+from aimodel_kernel.engine.training.trial import copy_model, params_applied
 
 
 @pytest.mark.parametrize(("text", "kind", "values"), [

@@ -12,17 +12,17 @@ from mlflow import MlflowClient
 from sklearn.ensemble import RandomForestClassifier
 
 from aimodel_kernel.config import Settings
-from aimodel_kernel.engine.errors import InputError, NotFoundError
-from aimodel_kernel.engine.options import TrainConfig
-from aimodel_kernel.engine.serialize import sha256_file
-from aimodel_kernel.engine.tracking import check_model_name, get_store
-from aimodel_kernel.engine.training import train
-from aimodel_kernel.engine.versions import list_versions, resolve
+from aimodel_kernel.engine.core.errors import InputError, NotFoundError
+from aimodel_kernel.engine.core.options import TrainConfig
+from aimodel_kernel.engine.store.registry import list_versions, resolve
+from aimodel_kernel.engine.store.serialize import sha256_file
+from aimodel_kernel.engine.store.tracking import check_model_name, get_store
+from aimodel_kernel.engine.training.entry import train
 
 
 def test_default_store_is_beside_the_notebook(tmp_path, monkeypatch, store, cancer):
     monkeypatch.delenv("AIMODEL_HOME")  # the plain default: .aimodel/ in the working directory
-    from aimodel_kernel.engine import tracking
+    from aimodel_kernel.engine.store import tracking
 
     tracking._stores.clear()
     default = get_store()

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from conftest import all_runs, clone_state, mlp, weights_equal
 
-from aimodel_kernel.engine.errors import InputError
-from aimodel_kernel.engine.options import TrainConfig
-from aimodel_kernel.engine.training import train
+from aimodel_kernel.engine.core.errors import InputError
+from aimodel_kernel.engine.core.options import TrainConfig
+from aimodel_kernel.engine.training.entry import train
 
 torch = pytest.importorskip("torch")
 nn = torch.nn

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from aimodel_kernel.engine import options
-from aimodel_kernel.engine.options import (
+from aimodel_kernel.engine.core import options
+from aimodel_kernel.engine.core.options import (
     FLAG_OF,
     FLAGS,
     TrainConfig,
@@ -134,7 +134,10 @@ def test_the_line_writer_leaves_defaults_out_and_keeps_the_panels_order():
 
 # -- choices come from the engine ---------------------------------------------------------------
 def test_choice_constants_agree_with_the_modules_that_check_them():
-    from aimodel_kernel.engine import data, explain_inputs, fair_models, mitigation
+    from aimodel_kernel.engine.core import data
+    from aimodel_kernel.engine.explanation import inputs as explain_inputs
+    from aimodel_kernel.engine.fairness import mitigated_models as fair_models
+    from aimodel_kernel.engine.fairness import mitigation
 
     assert ("auto", *data.TASKS) == options.TASK_CHOICES
     assert options.EXPLAIN_METHODS == explain_inputs.METHODS
@@ -147,8 +150,8 @@ def test_choice_constants_agree_with_the_modules_that_check_them():
 def test_compress_refuses_what_quantize_does_not_offer(cancer):
     from sklearn.linear_model import LogisticRegression
 
-    from aimodel_kernel.engine.compress import compress
-    from aimodel_kernel.engine.errors import InputError
+    from aimodel_kernel.engine.compression.entry import compress
+    from aimodel_kernel.engine.core.errors import InputError
 
     X, y = cancer
     clf = LogisticRegression(solver="liblinear").fit(X, y)

@@ -22,8 +22,8 @@ from conftest import (
 )
 from IPython.core.error import UsageError
 
-from aimodel_kernel.engine.errors import MissingDependency, require
-from aimodel_kernel.engine.tracking import get_store
+from aimodel_kernel.engine.core.errors import MissingDependency, require
+from aimodel_kernel.engine.store.tracking import get_store
 
 
 @pytest.fixture
@@ -160,9 +160,9 @@ def test_without_torch_sklearn_training_still_works(tmp_path, template_db):
         from sklearn.datasets import load_breast_cancer
         from sklearn.linear_model import LogisticRegression
 
-        from aimodel_kernel.engine.data import check_data, fingerprint
-        from aimodel_kernel.engine.errors import MissingDependency, require
-        from aimodel_kernel.engine.serialize import framework_of
+        from aimodel_kernel.engine.core.data import check_data, fingerprint
+        from aimodel_kernel.engine.core.errors import MissingDependency, require
+        from aimodel_kernel.engine.store.serialize import framework_of
 
         ip = InteractiveShell.instance()
         ip.run_line_magic("load_ext", "aimodel_kernel")

@@ -15,9 +15,9 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 from aimodel_kernel.display.compress_report import CompressReport
-from aimodel_kernel.engine.serialize import sha256_file
-from aimodel_kernel.engine.tracking import get_store
-from aimodel_kernel.engine.versions import list_versions, load_version, resolve
+from aimodel_kernel.engine.store.registry import list_versions, load_version, resolve
+from aimodel_kernel.engine.store.serialize import sha256_file
+from aimodel_kernel.engine.store.tracking import get_store
 
 BUNDLE = ("text/plain", "text/html", "image/png", "application/vnd.aimodel.compress.v1+json")
 

@@ -11,8 +11,8 @@ from conftest import all_runs, run_artifact
 from IPython.core.error import UsageError
 
 from aimodel_kernel.display.explain_report import ExplainReport
-from aimodel_kernel.engine.tracking import get_store
-from aimodel_kernel.engine.versions import resolve
+from aimodel_kernel.engine.store.registry import resolve
+from aimodel_kernel.engine.store.tracking import get_store
 from aimodel_kernel.magics.explain import ExplainMagics
 
 pytest.importorskip("shap")
@@ -157,7 +157,7 @@ def test_the_slow_explainer_warning_shows_even_where_warnings_are_filtered(ip):
     from sklearn.datasets import load_iris
     from sklearn.svm import SVC
 
-    from aimodel_kernel.engine.explain import SlowExplanationWarning
+    from aimodel_kernel.engine.explanation.entry import SlowExplanationWarning
 
     X, y = load_iris(return_X_y=True)
     ip.user_ns.update(svc=SVC().fit(X, y), Xi=np.repeat(X, 2, axis=0))

@@ -13,9 +13,9 @@ from conftest import all_runs, run_artifact, same_state
 from IPython.core.error import UsageError
 
 from aimodel_kernel.display.fairness_report import FairnessReport
-from aimodel_kernel.engine.fair_models import GroupThresholdClassifier
-from aimodel_kernel.engine.tracking import get_store
-from aimodel_kernel.engine.versions import list_versions, load_version, resolve
+from aimodel_kernel.engine.fairness.mitigated_models import GroupThresholdClassifier
+from aimodel_kernel.engine.store.registry import list_versions, load_version, resolve
+from aimodel_kernel.engine.store.tracking import get_store
 
 pytest.importorskip("fairlearn")
 
@@ -27,7 +27,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import LinearSVC
-from aimodel_kernel.engine.datasets import (GERMAN_CATEGORICAL, GERMAN_NUMERIC,
+from aimodel_kernel.engine.fairness.datasets import (GERMAN_CATEGORICAL, GERMAN_NUMERIC,
                                             load_german_credit)
 
 X, y = load_german_credit()

@@ -12,8 +12,8 @@ from sklearn.ensemble import RandomForestClassifier
 
 from aimodel_kernel.display.diff_report import DiffReport
 from aimodel_kernel.display.reproduce_report import ReproduceReport
-from aimodel_kernel.engine.tracking import get_store
-from aimodel_kernel.engine.versions import list_versions, load_version, resolve
+from aimodel_kernel.engine.store.registry import list_versions, load_version, resolve
+from aimodel_kernel.engine.store.tracking import get_store
 
 TRAIN = "%train net X y --epochs 2 --seed 3 --deterministic --name m --quiet"
 

@@ -21,7 +21,7 @@ def test_cell_assignment_records_line_and_cell(ip):
     assert isinstance(r, TrainReport)
     assert hasattr(ip.user_ns["clf"], "classes_")  # the notebook's object was fitted
     assert r.status == "finished" and r.ref == "cancer/1" and r.seed == 3
-    from aimodel_kernel.engine.tracking import get_store
+    from aimodel_kernel.engine.store.tracking import get_store
 
     store = get_store()  # the default store of the working directory
     magic = run_artifact(store, r.run_id, "source/magic.txt").read_text()
@@ -116,7 +116,7 @@ def test_ctrl_c_interrupts_and_resume_continues(ip, digits):
     )
     text = r._repr_mimebundle_()["text/plain"]
     assert "Interrupted" in text and "no version registered" in text and r.resume_hint in text
-    from aimodel_kernel.engine.tracking import get_store
+    from aimodel_kernel.engine.store.tracking import get_store
 
     store = get_store()
     assert store.run(r.run_id).info.status == "KILLED"

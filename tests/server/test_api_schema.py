@@ -22,7 +22,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from aimodel_kernel.engine.tracking import TAG, VersionRecord
+from aimodel_kernel.engine.store.tracking import TAG, VersionRecord
 from aimodel_kernel.server import schema
 from aimodel_kernel.server.catalog import version_entry
 

@@ -21,10 +21,10 @@ from sklearn.linear_model import LogisticRegression
 from tornado.httpclient import HTTPClientError
 
 from aimodel_kernel.display import view
-from aimodel_kernel.engine import tracking
-from aimodel_kernel.engine.options import TrainConfig
-from aimodel_kernel.engine.training import train
-from aimodel_kernel.engine.versions import promote
+from aimodel_kernel.engine.core.options import TrainConfig
+from aimodel_kernel.engine.store import tracking
+from aimodel_kernel.engine.store.registry import promote
+from aimodel_kernel.engine.training.entry import train
 from aimodel_kernel.server import schema
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aimodel_kernel.engine.options import (
+from aimodel_kernel.engine.core.options import (
     DEVICES,
     FLAG_OF,
     LOSSES,

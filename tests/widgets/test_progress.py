@@ -8,9 +8,9 @@ import time
 import pytest
 from conftest import mlp
 
-from aimodel_kernel.engine.events import BatchEnd, EpochEnd, RunStarted, TrainingEnd
-from aimodel_kernel.engine.options import TrainConfig
-from aimodel_kernel.engine.training import train
+from aimodel_kernel.engine.core.events import BatchEnd, EpochEnd, RunStarted, TrainingEnd
+from aimodel_kernel.engine.core.options import TrainConfig
+from aimodel_kernel.engine.training.entry import train
 from aimodel_kernel.widgets.progress import TrainingProgress, format_eta, sparkline_svg
 
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import all_runs, mlp, run_artifact
 
 from aimodel_kernel.display import view
-from aimodel_kernel.engine.sweep import expand
+from aimodel_kernel.engine.training.sweep import expand
 from aimodel_kernel.widgets.experiment import ExperimentPanel
 
 ipywidgets = pytest.importorskip("ipywidgets")

@@ -1,0 +1,366 @@
+"""``compress()``: pruned, structured-pruned, ONNX and int8 ONNX variants of a trained model,
+each checked against the original on given rows (output difference, prediction agreement, task
+metric), timed at batch 1 and 256, the best one within an accuracy budget exported for serving,
+and every variant recorded as a version whose parent is the original.
+
+Everything the user can get wrong is checked before any file is written or anything is logged.
+A variant that fails after that is reported in its row with the reason; the others complete.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...config import Settings
+from ..core import links
+from ..core.data import TaskInfo, take_rows, to_numpy
+from ..core.errors import InputError
+from ..core.model_names import check_model_name
+from ..core.options import QUANTIZATIONS
+from ..core.prediction import predict, prepare
+from ..store.onnx_model import OnnxModel, need
+from ..store.serialize import framework_of, save_model
+from . import checks as checks
+from .latency import BATCHES, measure, same_threads
+from .onnx_export import check_int8_path, export_sklearn, export_torch
+from .onnx_export import quantize_int8 as ort_quantize
+from .pruning import check_amount, count_params, prune_global, prune_structured
+from .result import CompressResult, Variant, choose
+
+DEFAULT_MAX_DROP = 0.01
+
+
+@dataclass
+class _Plan:
+    """Checked inputs: everything needed to build the variants."""
+
+    framework: str
+    task: TaskInfo
+    X: Any  # the user's rows as given (a DataFrame stays one for scikit-learn)
+    Xn: np.ndarray  # float rows for PyTorch / onnxruntime
+    y: np.ndarray
+    calibration: np.ndarray
+    example: Any = None  # a small torch batch for export and tracing
+    onnx: bool = False
+    quantize: bool = False
+    auto: bool = False
+
+
+def compress(
+    model: Any, X: Any, y: Any, *, prune: float | None = None, structured: float | None = None,
+    quantize: str | None = None, onnx: bool = False, max_drop: float | None = None,
+    name: str | None = None, out: str | Path | None = None, log: bool = True, threads: int = 1,
+    repeats: int = 30, calibration: Any = None, settings: Settings | None = None,
+    source: dict[str, str] | None = None, names: tuple[str, str, str] = ("model", "X", "y"),
+) -> CompressResult:
+    """Build smaller / faster variants of a trained model and verify each against it.
+
+    Parameters
+    ----------
+    model : fitted scikit-learn estimator or torch.nn.Module
+        Never modified: pruning works on copies.
+    X, y : array-like, DataFrame or tensor
+        Check rows: every variant's outputs, labels and metric are compared with the original's.
+    prune : float, optional
+        PyTorch: global magnitude pruning of this fraction of the Linear/Conv weights.
+    structured : float, optional
+        PyTorch: remove this fraction of the neurons / channels of each prunable layer.
+    quantize : {"int8"}, optional
+        onnxruntime static int8 quantization of each ONNX export (QDQ, calibrated).
+    onnx : bool
+        Add the float32 ONNX export of each model (PyTorch via ``torch.onnx``, scikit-learn via
+        ``skl2onnx``). Without any variant flag, ``onnx`` and ``int8`` are both built.
+    max_drop : float, optional
+        Largest metric drop (accuracy or R², absolute: 0.01 = 1 point) the chosen variant may
+        have; 0.01 by default.
+    name : str, optional
+        Register the variants as versions of this name (default: ``<original name>-compressed``
+        when the original is a registered version).
+    out : path, optional
+        Where the chosen ONNX file goes: a ``.onnx`` path or a folder (default
+        ``<store home>/exports``).
+    log : bool
+        Record metrics, the report and the variant versions in the store.
+    threads : int
+        Threads for every runtime while timing (torch, BLAS/OpenMP, onnxruntime).
+    repeats : int
+        Timed calls per batch size and variant.
+    calibration : array-like, optional
+        Rows to calibrate int8 activations on (default: the first 512 check rows).
+    settings : Settings, optional
+    source : dict, optional
+        ``{"line", "cell"}`` recorded with the variant runs.
+    names : (str, str, str)
+        The user's names of the model, X and y, for messages.
+
+    Returns
+    -------
+    CompressResult
+
+    Raises
+    ------
+    InputError
+        Bad options or check data, a model that cannot be exported (naming the operation or
+        line), quantization of a model with no int8 path. Nothing is written or logged then.
+    MissingDependency
+        onnx, onnxscript, onnxruntime or skl2onnx is missing.
+    """
+    framework = framework_of(model)
+    plan = _check(model, X, y, framework, prune=prune, structured=structured, quantize=quantize,
+                  onnx=onnx, max_drop=max_drop, name=name, threads=threads, repeats=repeats,
+                  calibration=calibration, names=names)
+    budget = DEFAULT_MAX_DROP if max_drop is None else float(max_drop)
+    link = links.lookup(model)
+    result = CompressResult(type(model).__name__, framework, plan.task,
+                            checks.metric_name(plan.task), [], budget, threads=threads,
+                            n_check=len(plan.Xn))
+    if link is not None and link.name and link.version is not None:
+        result.parent = f"{link.name}/{link.version}"
+    result.name = name or (f"{link.name}-compressed" if link is not None and link.name else None)
+    with tempfile.TemporaryDirectory(prefix="aimodel-compress-") as tmp:
+        work = Path(tmp)
+        bases = _bases(model, plan, prune, structured)  # InputError here still changes nothing
+        base_onnx = _export_original(model, plan, work, result) if plan.onnx or plan.quantize \
+            else None
+        if calibration is None and plan.quantize:
+            result.notes.append(f"int8 activations calibrated on the first "
+                                f"{len(plan.calibration)} check rows; pass a calibration set "
+                                "(--calibrate X_train) to keep them apart")
+        runners = _build(model, plan, bases, base_onnx, work, result, threads)
+        _verify(plan, runners, result)
+        _time(plan, runners, result, repeats, threads)
+        result.chosen, result.reason = choose(result.variants, budget, result.metric)
+        if result.chosen:
+            result.export_path = _write_export(result, out, settings)
+        if log:
+            from .record import record
+
+            record(result, model, plan.example, link, settings=settings, source=source)
+    for v in result.variants:
+        v.file, v.module = None, None
+    return result
+
+
+# -- checks ------------------------------------------------------------------------------------
+def _check(model: Any, X: Any, y: Any, framework: str, *, prune: float | None,
+           structured: float | None, quantize: str | None, onnx: bool, max_drop: float | None,
+           name: str | None, threads: int, repeats: int, calibration: Any,
+           names: tuple[str, str, str]) -> _Plan:
+    model_name, x_name, _ = names
+    prune = check_amount(prune, "--prune")
+    structured = check_amount(structured, "--structured")
+    if quantize not in (None, *QUANTIZATIONS):
+        raise InputError(f"--quantize supports int8 only; got {quantize!r}")
+    if framework == "sklearn" and (prune is not None or structured is not None):
+        flag = "--prune" if prune is not None else "--structured"
+        raise InputError(f"{flag} applies to PyTorch models; {model_name} is a scikit-learn "
+                         f"{type(model).__name__} (try --onnx)")
+    if max_drop is not None and not (isinstance(max_drop, int | float) and 0 <= max_drop < 1
+                                     and math.isfinite(max_drop)):
+        raise InputError(f"--max-drop is the largest metric drop allowed, e.g. 0.01 for one "
+                         f"point; got {max_drop}")
+    if not isinstance(threads, int) or threads < 1:
+        raise InputError(f"--threads must be a positive whole number; got {threads}")
+    if not isinstance(repeats, int) or repeats < 5:
+        raise InputError(f"--repeats must be at least 5; got {repeats}")
+    if name is not None:
+        check_model_name(name)
+    auto = not (prune or structured or quantize or onnx)
+    wants_onnx = onnx or quantize is not None or auto
+    if wants_onnx:
+        need("onnx", "ONNX export")
+        need("onnxruntime", "running ONNX models")
+        need("skl2onnx" if framework == "sklearn" else "onnxscript", "ONNX export")
+    data, task = prepare(model, X, y, name=model_name)
+    if data.kind in ("dataset", "loader", "sparse"):
+        raise InputError(f"--check takes arrays, DataFrames or tensors; {x_name} is a "
+                         f"{data.kind}")
+    Xn = to_numpy(data.X)
+    if Xn.dtype.kind not in "biuf":
+        raise InputError(f"{x_name} must be numeric for ONNX and PyTorch (dtype {Xn.dtype})")
+    Xn = Xn.astype(np.float32) if Xn.dtype.kind != "f" else Xn
+    example = None
+    if framework == "torch":
+        example = _fits_torch(model, Xn, model_name, x_name)
+    elif getattr(model, "n_features_in_", None) not in (None, Xn.shape[1] if Xn.ndim == 2 else 0):
+        raise InputError(f"{x_name} has rows of shape {Xn.shape[1:]} but {model_name} was "
+                         f"fitted on {model.n_features_in_} features")
+    pred = predict(model, data.X, task=task)
+    calib = Xn if calibration is None else to_numpy(calibration)
+    if calib.shape[1:] != Xn.shape[1:] or calib.dtype.kind not in "biuf" or not len(calib):
+        raise InputError(f"the calibration rows have shape {calib.shape[1:]} but {x_name} has "
+                         f"{Xn.shape[1:]}")
+    return _Plan(framework, pred.task, data.X, Xn, np.asarray(data.y), calib[:512].astype(
+        np.float32), example, onnx or auto, quantize is not None or auto, auto)
+
+
+def _fits_torch(model: Any, Xn: np.ndarray, model_name: str, x_name: str) -> Any:
+    """A small example batch, after checking the module runs on the check rows' shape."""
+    rows = Xn[: max(2, min(len(Xn), 8))]
+    if len(rows) < 2:
+        rows = np.concatenate([rows, rows])
+    runner = checks.torch_runner(model, TaskInfo("regression"))
+    try:
+        runner.outputs(rows)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise InputError(f"{x_name} (rows of shape {tuple(Xn.shape[1:])}) does not fit "
+                         f"{model_name}: {type(exc).__name__}: {first}") from None
+    return runner.prepare(rows)
+
+
+def _bases(model: Any, plan: _Plan, prune: float | None,
+           structured: float | None) -> list[tuple[str, Any, Any]]:
+    """The models to export: the original, and its pruned copies (PyTorch)."""
+    bases: list[tuple[str, Any, Any]] = [("original", model, None)]
+    if prune is not None:
+        bases.append(("pruned", *prune_global(model, prune)))
+    if structured is not None:
+        bases.append(("structured", *prune_structured(model, structured, plan.example)))
+    return bases
+
+
+def _export(module: Any, plan: _Plan, path: Path) -> None:
+    if plan.framework == "torch":
+        export_torch(module, plan.example, path)
+    else:
+        export_sklearn(module, plan.Xn.shape[1], path)
+
+
+def _export_original(model: Any, plan: _Plan, work: Path, result: CompressResult) -> Path:
+    """The original's float32 export, made first: a model that cannot be exported is the
+    user's to fix (InputError), and int8 needs a graph with something to quantize."""
+    path = work / "original.onnx"
+    _export(model, plan, path)
+    if plan.quantize:
+        try:
+            check_int8_path(path, type(model).__name__)
+        except InputError as exc:
+            if not plan.auto:
+                raise
+            plan.quantize = False
+            result.notes.append(f"no int8 variant: {exc}")
+    return path
+
+
+# -- variants ----------------------------------------------------------------------------------
+def _size(model: Any, folder: Path) -> int:
+    saved = save_model(model, folder, manifest={})
+    main = next(iter(saved.checksums))
+    return (folder / main).stat().st_size
+
+
+def _build(model: Any, plan: _Plan, bases: list[tuple[str, Any, Any]], base_onnx: Path | None,
+           work: Path, result: CompressResult, threads: int) -> dict[str, checks.Runner]:
+    """Every variant row and a runner for each that could be built."""
+    runners: dict[str, checks.Runner] = {}
+    task = plan.task
+    for base, module, info in bases:
+        torch_kind = plan.framework
+        row = Variant(base, torch_kind, module=module)
+        if info is not None:
+            row.details = info.to_dict()
+        result.variants.append(row)
+        try:
+            row.size_bytes = _size(module, work / base)
+            if plan.framework == "torch":
+                row.params, row.nonzero_params = count_params(module)
+            runners[base] = (checks.torch_runner(module, task) if plan.framework == "torch"
+                             else checks.sklearn_runner(module, task))
+        except Exception as exc:
+            row.fail(exc)
+            continue
+        prefix = "" if base == "original" else f"{base}-"
+        fp32 = base_onnx if base == "original" else work / f"{base}.onnx"
+        stages = [("onnx", False)] * plan.onnx + [("onnx-int8", True)] * plan.quantize
+        for stage, int8 in stages:
+            v = Variant(prefix + stage, "onnx", params=row.params,
+                        nonzero_params=row.nonzero_params, details=dict(row.details))
+            result.variants.append(v)
+            try:
+                if not fp32.exists():
+                    _export(module, plan, fp32)
+                path = fp32
+                if int8:
+                    path = work / f"{base}-int8.onnx"
+                    if not path.exists():
+                        ort_quantize(fp32, path, plan.calibration)
+                v.file, v.size_bytes = path, path.stat().st_size
+                runtime = OnnxModel(path, task=task.task, classes=task.classes,
+                                    source=plan.framework, threads=threads)
+                runners[v.name] = checks.onnx_runner(runtime, task)
+            except Exception as exc:
+                v.fail(exc)
+    return runners
+
+
+def _verify(plan: _Plan, runners: dict[str, checks.Runner], result: CompressResult) -> None:
+    """Outputs, metric, metric drop, output difference and agreement of every variant."""
+    original = result.original
+    ref = runners["original"].outputs(plan.X if plan.framework == "sklearn" else plan.Xn)
+    original.metrics = checks.metrics(plan.y, ref, plan.task)
+    original.metric_drop, original.max_abs_diff, original.agreement = 0.0, 0.0, 1.0
+    key = result.metric
+    for v in result.variants[1:]:
+        if not v.ok or v.name not in runners:
+            continue
+        try:
+            out = runners[v.name].outputs(plan.Xn)
+            v.metrics = checks.metrics(plan.y, out, plan.task)
+            v.metric_drop = original.metrics[key] - v.metrics[key]
+            found = checks.compare(ref, out, plan.task)
+            v.max_abs_diff, v.agreement = found["max_abs_diff"], found["agreement"]
+        except Exception as exc:
+            v.fail(exc)
+
+
+def _time(plan: _Plan, runners: dict[str, checks.Runner], result: CompressResult,
+          repeats: int, threads: int) -> None:
+    """p50 / p95 at batch 1 and 256 of every working variant, all on ``threads`` threads."""
+    index = {b: np.resize(np.arange(len(plan.Xn)), b) for b in BATCHES}
+    with same_threads(threads):
+        for v in result.variants:
+            runner = runners.get(v.name)
+            if not v.ok or runner is None:
+                continue
+            native = v.name == "original" and plan.framework == "sklearn"
+            inputs = {b: take_rows(plan.X, i) if native else runner.prepare(plan.Xn[i])
+                      for b, i in index.items()}
+            try:
+                if runner.context is not None:
+                    with runner.context():
+                        v.latency = measure(runner.call, inputs, repeats=repeats)
+                else:
+                    v.latency = measure(runner.call, inputs, repeats=repeats)
+            except Exception as exc:
+                v.fail(exc)
+
+
+# -- export ------------------------------------------------------------------------------------
+def _write_export(result: CompressResult, out: str | Path | None,
+                  settings: Settings | None) -> str | None:
+    chosen = result.variant(result.chosen)
+    if chosen.kind != "onnx" or chosen.file is None:
+        result.notes.append("the chosen variant is a PyTorch module: add --onnx for a file to "
+                            "serve")
+        return None
+    stem = result.name or result.model_class.lower()
+    if out is None:
+        from ...config import settings as default_settings
+
+        target = (settings or default_settings).resolved_home() / "exports" / \
+            f"{stem}-{chosen.name}.onnx"
+    else:
+        target = Path(out).expanduser()
+        if target.suffix != ".onnx":
+            target = target / f"{stem}-{chosen.name}.onnx"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(chosen.file, target)
+    return str(target.resolve())

@@ -1,0 +1,120 @@
+"""Registered model versions: listing, resolving ``name/3`` or ``name@alias``, loading verified."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...config import Settings
+from ..core.errors import InputError, NotFoundError
+from ..core.model_names import check_model_name
+from .artifacts import MODEL_DIR
+from .serialize import load_model
+from .tracking import TAG, VersionRecord, get_store
+
+_REF = re.compile(r"^(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[A-Za-z0-9_\-]+))?$")
+
+
+@dataclass
+class VersionList:
+    """The versions of one registered model (or of every model when ``name`` is ``None``)."""
+
+    name: str | None
+    versions: list[VersionRecord] = field(default_factory=list)
+    tracking_uri: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "tracking_uri": self.tracking_uri,
+                "versions": [v.to_dict() for v in self.versions]}
+
+
+def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
+    """Split a reference: ``"name/3"`` -> ``("name", 3, None)``, ``"name@champion"`` ->
+    ``("name", None, "champion")``, ``"name"`` -> ``("name", None, None)``."""
+    m = _REF.match(ref.strip())
+    if not m:
+        raise InputError(f"{ref!r} is not a version reference; write NAME/VERSION or NAME@ALIAS")
+    name = check_model_name(m["name"])
+    return name, int(m["version"]) if m["version"] else None, m["alias"]
+
+
+def list_versions(name: str | None = None, *, settings: Settings | None = None) -> VersionList:
+    """Every version of registered model ``name`` (of all models when ``None``), oldest first.
+
+    Raises
+    ------
+    NotFoundError
+        No registered model of that name.
+    """
+    store = get_store(settings)
+    if name is not None:
+        check_model_name(name)
+        return VersionList(name, store.versions(name), store.uri)
+    records = [v for n in store.model_names() for v in store.versions(n)]
+    return VersionList(None, records, store.uri)
+
+
+def resolve(ref: str, *, settings: Settings | None = None) -> VersionRecord:
+    """The version a reference names; a bare name means its newest version."""
+    name, number, alias = parse_ref(ref)
+    versions = get_store(settings).versions(name)
+    if alias is not None:
+        hit = [v for v in versions if alias in v.aliases]
+        if not hit:
+            raise NotFoundError(f"{name} has no alias {alias!r}")
+        return hit[0]
+    if number is None:
+        if not versions:
+            raise NotFoundError(f"{name} has no versions yet")
+        return versions[-1]
+    for v in versions:
+        if v.version == number:
+            return v
+    have = ", ".join(str(v.version) for v in versions) or "none"
+    raise NotFoundError(f"{name} has no version {number} (versions: {have})")
+
+
+def load_version(ref: str, *, into: Any = None, settings: Settings | None = None) -> Any:
+    """Load a version's model pickle-free after checking each file's recorded SHA-256.
+
+    Parameters
+    ----------
+    ref : str
+        ``NAME/VERSION``, ``NAME@ALIAS`` or ``NAME`` (newest).
+    into : torch.nn.Module, optional
+        Load PyTorch weights into this module instead of the exported program.
+
+    Raises
+    ------
+    ChecksumError
+        A model file was changed after it was recorded.
+    """
+    record = resolve(ref, settings=settings)
+    expected = {
+        key[len(f"{TAG}sha256."):]: value
+        for key, value in record.run_tags.items() if key.startswith(f"{TAG}sha256.")
+    }
+    if not expected:
+        raise NotFoundError(f"{record.ref} has no recorded model files")
+    directory = get_store(settings).download(record.run_id, MODEL_DIR)
+    return load_model(directory, expected, into=into)
+
+
+_ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
+
+
+def promote(ref: str, alias: str, *, settings: Settings | None = None) -> VersionRecord:
+    """Point registry alias ``alias`` (e.g. ``champion``) at the version ``ref`` names.
+
+    Raises
+    ------
+    InputError
+        An alias that is not a plain word, or one that looks like a version number.
+    """
+    if not _ALIAS.match(alias) or re.fullmatch(r"v\d+", alias):
+        raise InputError(f"invalid alias {alias!r}: use a word such as champion or staging "
+                         "(letters, digits, '_' or '-'; not v1, v2 ...)")
+    record = resolve(ref, settings=settings)
+    get_store(settings).set_alias(record.name, alias, record.version)
+    return resolve(f"{record.name}@{alias}", settings=settings)
