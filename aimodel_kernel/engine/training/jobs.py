@@ -12,6 +12,7 @@ question again::
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from ..core.environment import FORMAT_PACKAGES
@@ -19,68 +20,48 @@ from ..core.options import TrainConfig
 
 
 class Job:
-    """One placement of a training. Subclasses override what differs."""
+    """One placement of a training: which modules hold its three steps.
 
+    ``resume_module`` has ``find_resume_run``; ``steps_module`` has ``prepare`` and ``run``
+    (both relative to this package, imported when a step runs so that a scikit-learn user
+    never imports torch). Subclasses override a step where a placement adds to it.
+    """
+
+    resume_module = ""
+    steps_module = ""
     packages: tuple[str, ...] = ()
     """Distributions recorded in the run's environment whether imported yet or not."""
 
+    def _step(self, module: str, name: str) -> Any:
+        return getattr(importlib.import_module(module, __package__), name)
+
     def find_resume_run(self, model: Any, config: TrainConfig, fp: dict, store: Any) -> Any:
-        raise NotImplementedError
+        return self._step(self.resume_module, "find_resume_run")(model, config, fp, store)
 
     def prepare(self, model: Any, data: Any, val: Any, task: Any, config: TrainConfig,
                 seed: int, train_idx: Any, val_idx: Any, store: Any, resume_run: Any) -> Any:
-        raise NotImplementedError
+        return self._step(self.steps_module, "prepare")(
+            model, data, val, task, config, seed, train_idx, val_idx, store, resume_run)
 
     def run(self, model: Any, plan: Any, config: TrainConfig, *, on_event: Any, stop: Any,
             run_id: str) -> Any:
-        raise NotImplementedError
+        return self._step(self.steps_module, "run")(model, plan, config, on_event=on_event,
+                                                     stop=stop, run_id=run_id)
 
 
 class SklearnFit(Job):
-    """Fit a scikit-learn estimator in place (:mod:`.fit`)."""
+    """Fit a scikit-learn estimator in place (:mod:`.fit`; it refuses ``--resume``)."""
 
+    resume_module = steps_module = ".fit"
     packages = FORMAT_PACKAGES["sklearn"]
-
-    def find_resume_run(self, model, config, fp, store):
-        from .fit import find_resume_run
-
-        return find_resume_run(model, config, fp, store)
-
-    def prepare(self, model, data, val, task, config, seed, train_idx, val_idx, store,
-                resume_run):
-        from .fit import prepare
-
-        return prepare(model, data, val, task, config, seed, train_idx, val_idx, store,
-                       resume_run)
-
-    def run(self, model, plan, config, *, on_event, stop, run_id):
-        from .fit import run
-
-        return run(model, plan, config, on_event=on_event, stop=stop, run_id=run_id)
 
 
 class InKernel(Job):
     """The PyTorch loop in the kernel's own process (:mod:`.torch_job`); also what an
     exported ``torchrun`` script is prepared with (it picks its backend where it runs)."""
 
+    resume_module, steps_module = ".resume", ".torch_job"
     packages = FORMAT_PACKAGES["torch"]
-
-    def find_resume_run(self, model, config, fp, store):
-        from .resume import find_resume_run
-
-        return find_resume_run(model, config, fp, store)
-
-    def prepare(self, model, data, val, task, config, seed, train_idx, val_idx, store,
-                resume_run):
-        from .torch_job import prepare
-
-        return prepare(model, data, val, task, config, seed, train_idx, val_idx, store,
-                       resume_run)
-
-    def run(self, model, plan, config, *, on_event, stop, run_id):
-        from .torch_job import run
-
-        return run(model, plan, config, on_event=on_event, stop=stop, run_id=run_id)
 
 
 class WorkerPool(InKernel):

@@ -138,8 +138,14 @@ def environment_changes(a: Side, b: Side, notes: list[str]) -> dict[str, dict[st
         notes.append(f"no environment recorded for {missing}: package versions not compared")
         return {}
     pa, pb = ea.get("packages", {}), eb.get("packages", {})
-    out = {name: {"a": pa.get(name), "b": pb.get(name)}
-           for name in sorted(set(pa) | set(pb)) if pa.get(name) != pb.get(name)}
+    # a package recorded on one side only was not imported yet when the other run started
+    # (environment.json lists the packages in use): a note, not a version change
+    out = {name: {"a": pa[name], "b": pb[name]}
+           for name in sorted(set(pa) & set(pb)) if pa[name] != pb[name]}
+    one_sided = [f"{n} ({'only ' + (a.ref if n in pa else b.ref)})"
+                 for n in sorted(set(pa) ^ set(pb))]
+    if one_sided:
+        notes.append("packages recorded for one version only: " + ", ".join(one_sided))
     for key in ("platform", "machine", "cuda", "torch_threads"):  # torch facts: when both have them
         if key in ea and key in eb and ea[key] != eb[key]:
             out[key] = {"a": ea.get(key), "b": eb.get(key)}
