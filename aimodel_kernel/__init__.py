@@ -1,7 +1,9 @@
 """aimodel-kernel: the whole life of a model, one line each, in a notebook.
 
 ``%load_ext aimodel_kernel`` registers the magics; nothing heavy (torch, mlflow, scikit-learn)
-is imported until a magic needs it.
+is imported until a magic needs it, except that in a Jupyter kernel the warm-up imports what a
+first ``%train`` needs while the kernel is idle afterwards (``engine/store/warmup.py``; off with
+``AIMODEL_WARMUP=0``).
 """
 
 from __future__ import annotations

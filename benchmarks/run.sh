@@ -6,6 +6,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 py="${AIMODEL_VENV:-$root/.venv}/bin/python"
 cd "$root/benchmarks"
 echo "## load";      "$py" bench_load.py
+echo "## first call"; "$py" bench_first_call.py
 echo "## train";     "$py" bench_train.py
 echo "## evaluate";  "$py" bench_evaluate.py
 echo "## diff";      "$py" bench_diff.py

@@ -33,6 +33,15 @@ def template_db(tmp_path_factory) -> Path:
     return db
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _template_cache(tmp_path_factory):
+    """The migrated MLflow template new stores are copied from, kept for the session only
+    (not in the user's ~/.cache)."""
+    os.environ["AIMODEL_CACHE_DIR"] = str(tmp_path_factory.mktemp("aimodel-cache"))
+    yield
+    os.environ.pop("AIMODEL_CACHE_DIR", None)
+
+
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
     """Every test works in its own directory, with its own store settings."""
@@ -40,6 +49,9 @@ def _isolated(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    for name in ("AIMODEL_SIGNING_KEY", "AIMODEL_TRUSTED_KEYS", "AIMODEL_REQUIRE_SIGNED",
+                 "AIMODEL_TRUSTED_TYPES"):  # the user's signing and trust settings stay out
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AIMODEL_HOME", str(tmp_path / ".aimodel"))
     tracking._stores.clear()
     yield

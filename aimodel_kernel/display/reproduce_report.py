@@ -29,6 +29,18 @@ class ReproduceReport(Report):
         """``warning`` when the retrained model does not match the original."""
         return "warning" if self.result.verdict.startswith("not reproduced") else "ok"
 
+    MAX_DIFFERENCES: ClassVar[int] = 25
+
+    def difference_rows(self) -> tuple[list[str], list[list[Any]]]:
+        """Header and rows of what differs in the retrained model's state, in words (at most
+        :attr:`MAX_DIFFERENCES`, then a row counting the rest); no rows when nothing does."""
+        differences = list(self.result.differences)
+        rows: list[list[Any]] = [[d.path or "the model", d.text]
+                                 for d in differences[:self.MAX_DIFFERENCES]]
+        if len(differences) > self.MAX_DIFFERENCES:
+            rows.append(["…", f"and {len(differences) - self.MAX_DIFFERENCES} more"])
+        return ["state", "difference"], rows
+
     def rows(self) -> tuple[list[str], list[list[Any]]]:
         """Header and rows of the comparison; metric changes show ``original → new``."""
         r = self.result
@@ -53,6 +65,9 @@ class ReproduceReport(Report):
         _, rows = self.rows()
         out: list[view.Section] = [
             view.table("Comparison", ["check", "result"], rows, sortable=False)]
+        header, differences = self.difference_rows()
+        if differences:
+            out.append(view.table("What differs", header, differences, sortable=False))
         diff = self._diff_report()
         if diff is not None:  # the diff's own sections, closed, named as part of the diff
             for section in diff.sections():
@@ -61,6 +76,9 @@ class ReproduceReport(Report):
 
     def text(self) -> str:
         parts = [self.summary(), *self.result.notes, "", text_table(*self.rows())]
+        header, differences = self.difference_rows()
+        if differences:
+            parts += ["", text_table(header, differences)]
         diff = self._diff_report()
         if diff is not None:
             parts += ["", diff.text()]
@@ -70,6 +88,9 @@ class ReproduceReport(Report):
         parts = [f'<div class="summary">{escape(self.summary())}</div>']
         parts += [f'<div class="note">{escape(n)}</div>' for n in self.result.notes]
         parts.append(html_table(*self.rows()))
+        header, differences = self.difference_rows()
+        if differences:
+            parts.append(html_table(header, differences))
         diff = self._diff_report()
         if diff is not None:
             parts.append(f"<details><summary>diff</summary>{diff.html_body()}</details>")

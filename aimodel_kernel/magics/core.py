@@ -137,7 +137,7 @@ class AimodelMagics(AimodelMagicsBase):
             result = train(model, X, y, config, val_data=val_data, on_event=on_event,
                            source=source, settings=settings, names=(args.X, args.y or "y"))
         except BaseException as exc:
-            if progress is not None and progress.updates:
+            if progress is not None and progress.opened:
                 progress(TrainingEnd("failed", progress.epoch, str(exc)))
             raise
         if not hasattr(result, "status"):  # --export-script: an ExportReport, nothing trained

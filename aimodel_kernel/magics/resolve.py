@@ -35,7 +35,8 @@ def resolve(shell: Any, expr: str, role: str) -> Any:
         raise UsageError(f"{role} {expr!r} is not a valid Python expression; quote expressions "
                          'that contain spaces, e.g. "X[:, :5]"') from None
     except Exception as exc:
-        raise UsageError(f"{role} {expr!r} failed: {type(exc).__name__}: {exc}") from None
+        raise UsageError(f"{role} {expr!r} failed: {type(exc).__name__}: "
+                         f"{one_line(str(exc))}") from None
 
 
 def cell_source(shell: Any, line: str) -> str:
@@ -47,8 +48,14 @@ def cell_source(shell: Any, line: str) -> str:
     return current if line.strip() and line.strip() in current else line
 
 
+def one_line(text: str) -> str:
+    """``text`` on one line (a library's message quoted in ours may span several)."""
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
 def usage_errors(method: Callable) -> Callable:
-    """Translate the engine's user-facing errors into one-line ``UsageError``s.
+    """Translate the engine's user-facing errors into one-line ``UsageError``s (a message of
+    several lines, e.g. one quoting a library, is joined onto one line).
 
     Other exceptions are bugs and keep their traceback.
     """
@@ -58,7 +65,12 @@ def usage_errors(method: Callable) -> Callable:
         try:
             return method(*args, **kwargs)
         except AimodelError as exc:
-            raise UsageError(str(exc)) from None
+            raise UsageError(one_line(str(exc)) or type(exc).__name__) from None
+        except UsageError as exc:
+            text = str(exc)
+            if "\n" not in text:
+                raise
+            raise UsageError(one_line(text)) from None
 
     return wrapper
 
@@ -78,8 +90,14 @@ def strip_comment(line: str) -> str:
 
 
 def parse(magic: Callable, line: str) -> Any:
-    """Parse a magic's line with its ``magic_arguments``; errors point at ``%magic?``."""
+    """Parse a magic's line with its ``magic_arguments``; errors point at ``%magic?``.
+
+    An unclosed quote (shlex's ``ValueError``) is a ``UsageError`` too.
+    """
     try:
         return parse_argstring(magic, strip_comment(line))
     except UsageError as exc:
-        raise UsageError(f"{exc}; see %{magic.__name__}? for the flags") from None
+        raise UsageError(f"{one_line(str(exc))}; see %{magic.__name__}? for the flags") from None
+    except ValueError as exc:  # shlex: "No closing quotation", "No escaped character"
+        raise UsageError(f"cannot read the line: {exc} (close every quote, and escape a "
+                         f"trailing backslash); see %{magic.__name__}? for the flags") from None

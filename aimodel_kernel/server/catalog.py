@@ -1,7 +1,9 @@
 """The registered models and versions of a store, as the Models sidebar shows them.
 
 The bodies built here are the ``models`` and ``diff`` definitions of ``api.v1.schema.json``
-(see :mod:`aimodel_kernel.server.schema`); the TypedDicts below mirror that schema.
+(see :mod:`aimodel_kernel.server.schema`); the TypedDicts below mirror that schema. Both read
+through settings that never create a store (``store_location.reading``), whatever they are
+given.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any, TypedDict
 from ..config import Settings
 from ..engine.core.metric_names import headline_metrics
 from ..engine.store.tracking import TAG, VersionRecord, get_store
-from .store_location import store_exists
+from .store_location import reading, store_exists
 
 
 class StoreInfo(TypedDict):
@@ -100,6 +102,7 @@ def list_models(settings: Settings) -> ModelsResponse:
         The ``models`` body of ``api.v1.schema.json``: no models when the store was never
         created (nothing is created by reading).
     """
+    settings = reading(settings)
     uri = settings.resolved_tracking_uri()
     info: StoreInfo = {"uri": uri, "embedded": settings.uses_embedded_store()}
     if not store_exists(settings):
@@ -118,7 +121,7 @@ def diff_payload(settings: Settings, ref_a: str, ref_b: str) -> DiffResponse:
     Parameters
     ----------
     settings : Settings
-        The store's settings.
+        The store's settings (read only: a folder without a store is a ``NotFoundError``).
     ref_a, ref_b : str
         The two versions (``name/1``, ``name@champion``).
 
@@ -132,6 +135,6 @@ def diff_payload(settings: Settings, ref_a: str, ref_b: str) -> DiffResponse:
     from ..display.mime import png_base64
     from ..engine.versions.diff import diff_versions
 
-    report = DiffReport(diff_versions(ref_a, ref_b, settings=settings, log=False))
+    report = DiffReport(diff_versions(ref_a, ref_b, settings=reading(settings), log=False))
     png = report.png()
     return {"payload": report.payload(), "png": png_base64(png) if png else None}

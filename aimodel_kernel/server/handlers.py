@@ -23,7 +23,7 @@ from ..config import Settings
 from ..engine.core.errors import ChecksumError, InputError, NotFoundError
 from ..engine.store.registry import parse_ref
 from .catalog import diff_payload, list_models
-from .store_location import settings_for
+from .store_location import reading_settings_for
 
 MAX_REF_CHARS = 200
 
@@ -35,7 +35,7 @@ class _StoreHandler(APIHandler):
 
     def _settings(self) -> Settings:
         rel = self.get_query_argument("dir", "")
-        return settings_for(self.settings.get("server_root_dir", "."), rel)
+        return reading_settings_for(self.settings.get("server_root_dir", "."), rel)
 
     def _ref(self, key: str) -> str:
         ref = self.get_query_argument(key, "")

@@ -89,6 +89,7 @@ class TrainingProgress:
         self.curves: dict[str, list[float]] = {}
         self.last_metrics: dict[str, float] = {}
         self.updates = 0
+        self.opened = False  # RunStarted arrived: a view (and the status comm) await their end
         self._t0 = self._last = 0.0
         self._steps_done = 0
         self._view: Any = None
@@ -154,6 +155,7 @@ class TrainingProgress:
 
     # -- views -------------------------------------------------------------------------------
     def _open(self) -> None:
+        self.opened = True
         self.status.start(self.start_epoch, self.epochs)
         if not self.use_widget:
             return

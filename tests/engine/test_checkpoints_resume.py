@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import all_runs, clone_state, mlp, registered_names, weights_equal
+from conftest import all_runs, clone_state, mlp, registered_names, subprocess_env, weights_equal
 
 from aimodel_kernel.engine.core.errors import InputError
 from aimodel_kernel.engine.core.events import BatchEnd, EpochEnd, StopFlag
@@ -90,6 +94,10 @@ def test_resume_last_and_refusals(store, data):
         train(net, X, y, TrainConfig(**{**CONFIG, "epochs": 4}, resume=result.run_id))
     with pytest.raises(InputError, match="does not fit this model"):
         train(mlp(hidden=8), X, y, TrainConfig(**CONFIG, resume=result.run_id))
+    with pytest.raises(InputError, match="--optimizer adamw; resume it with the same value"):
+        train(net, X, y, TrainConfig(**CONFIG, optimizer="sgd", resume=result.run_id))
+    with pytest.raises(InputError, match=r"--lr 0\.01; resume it with the same value"):
+        train(net, X, y, TrainConfig(**{**CONFIG, "lr": 0.5}, resume=result.run_id))
     assert store.run(result.run_id).info.status == "KILLED"  # refusals leave it resumable
     resumed = train(net, X, y, TrainConfig(**CONFIG, resume="last"))
     assert resumed.run_id == result.run_id and resumed.epochs_completed == 3
@@ -203,3 +211,90 @@ def test_checkpoint_cadence_is_time_based_and_zero_means_every_epoch(store, digi
     assert written == []
     with pytest.raises(InputError, match="checkpoint-every"):
         TrainConfig(checkpoint_every=-1)
+
+
+WRITER = textwrap.dedent('''
+    import os, sys, time
+    from pathlib import Path
+
+    import torch
+
+    from aimodel_kernel.engine.training import checkpoints
+
+    def state(epoch):
+        value = float(epoch)
+        return checkpoints.TrainState(
+            epoch=epoch, model={"w": torch.full((64, 64), value)},
+            optimizer={"state": {}, "param_groups": [{"lr": value, "params": [0]}]},
+            rng={"shuffle": torch.full((4,), value)}, meta={"history": [{"epoch": epoch + 1}]})
+
+    directory = Path(sys.argv[1])
+    checkpoints.write(directory, state(0))
+    real_replace, calls = os.replace, []
+
+    def replace(src, dst):  # the second rename from here on never happens: the process dies
+        calls.append(dst)
+        if len(calls) == 2:
+            print("stalled", flush=True)
+            time.sleep(600)
+        real_replace(src, dst)
+
+    os.replace = replace
+    checkpoints.write(directory, state(1))
+    checkpoints.write(directory, state(2))
+''')
+
+
+def _consistent(state) -> bool:
+    """Weights, RNG, optimizer and history all belong to the checkpoint's own epoch."""
+    e = state.epoch
+    return (bool((state.model["w"] == e).all()) and bool((state.rng["shuffle"] == e).all())
+            and state.optimizer["param_groups"][0]["lr"] == e
+            and state.meta["history"][-1]["epoch"] == e + 1)
+
+
+def test_a_writer_killed_between_two_renames_leaves_a_whole_checkpoint(tmp_path):
+    """A real process is SIGKILLed at the second rename it makes: with one file per checkpoint
+    that is inside the next write, so the previous checkpoint is whole (the earlier two-file
+    format paired the new weights with the old metadata here)."""
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    directory = tmp_path / "ck"
+    writer = subprocess.Popen([sys.executable, str(script), str(directory)],
+                              env=subprocess_env(), stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "stalled"
+        writer.send_signal(signal.SIGKILL)
+    finally:
+        writer.kill()
+        writer.communicate()
+    state = checkpoints.read(directory)
+    assert _consistent(state) and state.epoch == 1  # the first write completed, whole
+    assert [p.name for p in directory.iterdir() if p.name.endswith(".tmp")]  # the dead write's
+    mirror = checkpoints.StateMirror()
+    net = mlp(8, 2, hidden=4)
+    mirror.capture(5, net, torch.optim.SGD(net.parameters(), lr=0.1),
+                   torch.Generator().manual_seed(0))
+    checkpoints.write(directory, mirror.snapshot({"history": [{"epoch": 6}]}))
+    assert sorted(p.name for p in directory.iterdir()) == [checkpoints.TENSORS]  # tidied
+    assert checkpoints.read(directory).epoch == 5
+
+
+def test_a_checkpoint_of_the_earlier_two_file_format_still_reads(tmp_path):
+    from safetensors.torch import save_file
+
+    directory = tmp_path / "old"
+    directory.mkdir()
+    save_file({"model.w": torch.ones(2, 2), "rng.shuffle": torch.zeros(3)},
+              str(directory / checkpoints.TENSORS))
+    (directory / checkpoints.META).write_text(json.dumps({
+        "epoch": 3, "meta": {"history": []},
+        "structure": {"model": {"__dict__": [["w", {"__tensor__": "model.w"}]]},
+                      "optimizer": {"__dict__": [["state", {"__dict__": []}],
+                                                 ["param_groups", []]]},
+                      "rng": {"__dict__": [["shuffle", {"__tensor__": "rng.shuffle"}]]}}}))
+    state = checkpoints.read(directory)
+    assert state.epoch == 3 and torch.equal(state.model["w"], torch.ones(2, 2))
+    checkpoints.write(directory, state)  # rewritten in the one-file format
+    assert not (directory / checkpoints.META).exists()
+    assert checkpoints.read(directory).epoch == 3

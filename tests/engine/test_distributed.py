@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from pathlib import Path
@@ -9,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import all_runs
+from conftest import all_runs, clone_state, weights_equal
+from safetensors.torch import load_file
 from torch import nn
 
 from aimodel_kernel.engine.core.errors import InputError
@@ -87,6 +89,10 @@ def test_two_processes_reach_the_loss_of_one_with_the_same_global_batch(store, d
     run = store.run(result.run_id)
     assert run.data.params["train.devices"] == "2" and run.info.status == "FINISHED"
     assert result.version == 1
+    # the weights the workers started from are recorded with the version, as for one process
+    assert "aimodel.sha256.initial.safetensors" in run.data.tags
+    initial = load_file(str(store.download(result.run_id, "model/initial.safetensors")))
+    assert weights_equal(initial, clone_state(mlp()))
 
 
 def test_a_failing_rank_is_reported_with_its_traceback_and_nothing_is_left(store, digits):
@@ -164,3 +170,81 @@ def test_a_stop_request_ends_every_rank_with_the_last_epochs_weights(store, digi
     assert store.run(result.run_id).info.status == "KILLED"
     assert not store.model_names()  # no version for an interrupted run
     assert full_loss(model, X, y) < full_loss(mlp(), X, y)  # the module holds trained weights
+
+
+def test_a_diverging_run_fails_with_one_line_and_leaves_the_module(store, diabetes):
+    from aimodel_kernel.engine.training.distributed.pool import pool_status
+    from aimodel_kernel.engine.training.record import TrainingDiverged
+
+    X, y = diabetes
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 1))
+    before = clone_state(net)
+    with pytest.raises(TrainingDiverged, match=r"diverged at epoch \d+ \(loss is NaN\).*--lr "
+                                               r"\(now 10"):
+        train(net, X, y, TrainConfig(epochs=5, lr=10.0, optimizer="sgd", seed=0, devices=2,
+                                     name="ddp"))
+    assert weights_equal(clone_state(net), before)
+    assert [r.info.status for r in all_runs(store)] == ["FAILED"]
+    assert not store.model_names()
+    assert pool_status()["alive"]  # every rank stopped at the same epoch: the pool goes on
+
+
+def _fds() -> list[str]:
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the listing's own descriptor is gone
+            found.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return sorted(found)
+
+
+def _semaphores(pool) -> list[Path]:
+    """The /dev/shm files of the named semaphores inside the pool's queues and stop event."""
+    from multiprocessing import synchronize
+
+    names: list[str] = []
+
+    def walk(obj, depth):
+        if isinstance(obj, synchronize.SemLock):
+            names.append(obj._semlock.name)
+        elif depth and type(obj).__module__.startswith("multiprocessing"):
+            for value in vars(obj).values():
+                walk(value, depth - 1)
+
+    for obj in (*pool.job_queues, pool.events, pool.results, pool.stop_request):
+        walk(obj, 3)
+    return [Path("/dev/shm") / f"sem.{name.lstrip('/')}" for name in names]
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="Linux: named semaphores in /dev/shm")
+def test_shutting_the_pool_down_frees_its_pipes_semaphores_and_temp_files(store, digits):
+    from aimodel_kernel.engine.training.distributed.pool import get_pool, shutdown_pool
+
+    X, y = digits
+    X, y = X[:256], y[:256]
+    shutdown_pool()
+    train(mlp(), X, y, TrainConfig(epochs=1, devices=2))  # once per process: the resource
+    shutdown_pool()                                      # tracker, the store's connection
+    before = _fds()
+    train(mlp(), X, y, TrainConfig(epochs=1, devices=2))
+    pool = get_pool(2, "gloo")  # the warm pool that trained it
+    semaphores, logs = _semaphores(pool), pool.logs
+    assert len(semaphores) >= 10 and all(p.exists() for p in semaphores)
+    assert logs.is_dir() and any(logs.rglob("stderr.log"))
+    assert len(_fds()) > len(before)
+    assert shutdown_pool() and not workers()
+    assert _fds() == before  # no pipe left open until garbage collection
+    assert [p for p in semaphores if p.exists()] == []
+    assert not logs.exists()  # aimodel-workers-*: logs and error files
+
+
+def test_a_two_process_version_reproduces_from_its_initial_weights(store, digits):
+    from aimodel_kernel.engine.versions.reproduce import reproduce
+
+    X, y = digits
+    X, y = X[:600], y[:600]
+    train(mlp(), X, y, TrainConfig(epochs=2, seed=3, devices=2, deterministic=True,
+                                   export=False, name="ddp"))
+    result = reproduce("ddp/1", X, y, model=mlp(seed=123))  # other weights: the record's win
+    assert result.identical_weights and result.identical_metrics, result.verdict
+    assert store.run(result.run_id).data.params["train.devices"] == "2"

@@ -65,6 +65,7 @@ def test_exported_script_trains_under_torchrun_and_records(store, digits, tmp_pa
     assert run.data.tags["aimodel.magic"].startswith("%train net X y --devices 2")
     assert run.data.tags["aimodel.export_script"] == report.script
     assert run.data.tags["aimodel.version"] == "1"
+    assert run.data.tags["aimodel.sha256.initial.safetensors"]  # rank 0 kept the start weights
     assert run.data.metrics["world_size"] == 2.0
     assert "digits-export" in registered_names(store)
     trained = load_version("digits-export/1", into=mlp(seed=99))

@@ -123,7 +123,7 @@ def test_class_weight(store, cancer):
 def test_failed_fit_restores_the_estimator(store, cancer):
     X, y = cancer
     clf = RandomForestClassifier(n_estimators=3, max_depth=2)
-    train(clf, X, y, TrainConfig(name="restore"))
+    first = train(clf, X, y, TrainConfig(name="restore"))
     proba = clf.predict_proba(X)
     estimators = clf.estimators_
     clf.set_params(n_estimators=0)  # refused by fit, not by set_params
@@ -131,7 +131,7 @@ def test_failed_fit_restores_the_estimator(store, cancer):
     with pytest.raises(InputError, match=r"RandomForestClassifier\.fit refused the data"):
         train(clf, X, 1 - y, TrainConfig(name="restore", seed=5, class_weight="balanced"))
     assert same_state(clf.__dict__, before)
-    assert clf.class_weight is None and clf.random_state is None
+    assert clf.class_weight is None and clf.random_state == first.seed  # the seed it trained with
     assert not same_state(clf.__dict__, {**before, "class_weight": "balanced"})
     assert len(clf.estimators_) == 3 and clf.estimators_ is not estimators  # restored copy
     clf.set_params(n_estimators=3)

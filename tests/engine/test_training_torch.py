@@ -200,3 +200,25 @@ def test_output_size_must_match_classes(store, digits):
     with pytest.raises(InputError, match="cannot take X of shape"):
         train(mlp(n_in=5), X, y, TrainConfig(epochs=1, **FAST))
     assert weights_equal(before, clone_state(net)) and not all_runs(store)
+
+
+def test_devices_are_bounded_by_the_cpu_cores_of_this_machine(ip, store, digits):
+    import os
+
+    from IPython.core.error import UsageError
+
+    cpus = os.cpu_count()
+    for devices in (cpus + 1, 1_000_000):
+        with pytest.raises(InputError, match=rf"^--devices {devices} asks for more worker "
+                                             rf"processes than the {cpus} CPU cores of this "
+                                             rf"machine; use --devices {cpus} or fewer"):
+            TrainConfig(devices=devices, batch_size=2_000_000)
+    TrainConfig(devices=cpus)
+    TrainConfig(devices=cpus + 1, batch_size=1024, export_script="train.py")  # runs elsewhere
+    X, y = digits
+    net = mlp()
+    before = clone_state(net)
+    ip.user_ns.update(net=net, Xd=X, yd=y)
+    with pytest.raises(UsageError, match=r"^--devices 1000000 asks for more worker processes"):
+        ip.run_line_magic("train", "net Xd yd --devices 1000000 --quiet")
+    assert weights_equal(before, clone_state(net)) and not all_runs(store)

@@ -73,7 +73,7 @@ CASES = [
     ("net Xd yd --early-stop 2", r"--early-stop watches a validation metric"),
     ("net frame yd", r"frame has non-numeric columns \('b'\)"),
     ("net3 Xd yd", r"outputs 3 values per row but y has 10 classes"),
-    ("net X y", r"cannot take X of shape \(30,\) per row"),
+    ("net X y", r"cannot take X of shape \(30,\) per row|X \(rows of shape \(30,\)\) does not fit"),
     ("net Xd yd --resume", r"no interrupted Sequential run on this data"),
     ("net Xd yd --resume 0123456789abcdef0123456789abcdef", r"no run '0123456789abcdef"),
     ("net Xd yd --loss bce", r"--loss bce needs a binary target"),
@@ -193,3 +193,235 @@ def test_without_torch_sklearn_training_still_works(tmp_path, template_db):
         "framework": "sklearn", "kind": "array", "sha": 64, "torch": False,
         "message": "torch is needed but is not installed; run: pip install 'aimodel-kernel[torch]'",
     }
+
+
+# -- issue 13: every bad input, every magic ------------------------------------------------------
+# One test per root cause the fuzz run found (tests/magics/test_fuzz.py generates the rest).
+# Each refused call must be a one-line UsageError that changes nothing (Snapshot: the notebook's
+# objects, the store's runs, metrics, artifacts and versions).
+AIMODEL_MAGICS = ("train", "evaluate", "versions", "workers", "explain", "fairness", "compress",
+                  "diff", "reproduce", "promote", "aimodel", "experiment")
+
+
+@pytest.fixture
+def nb(ip):
+    """A notebook of tiny data (tests/magics/test_fuzz.py's) with untrained models."""
+    from sklearn.compose import make_column_transformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+    from test_fuzz import mlp as tiny_mlp
+    from test_fuzz import notebook_data, torch_data
+
+    ns = notebook_data()
+    torch_data(ns)
+    ns.update(
+        clf=LogisticRegression(solver="liblinear"), fclf=LogisticRegression(solver="liblinear"),
+        net=tiny_mlp(), lr=LogisticRegression(solver="liblinear"), fresh=tiny_mlp(seed=4),
+        pipe=make_pipeline(make_column_transformer((OneHotEncoder(), ["sex"]),
+                                                   remainder="passthrough"),
+                           LogisticRegression(solver="liblinear")),
+        dropper=make_pipeline(make_column_transformer(("drop", ["a"]), remainder="passthrough"),
+                              LogisticRegression(solver="liblinear")),
+        hgb=HistGradientBoostingClassifier(max_iter=3).fit(ns["X"], ns["y"]),
+        hgb_new=HistGradientBoostingClassifier(max_iter=3))
+    ns["Fs_new"] = ns["Fs"].assign(sex=np.where(np.arange(len(ns["y"])) % 3, "m", "x"))
+    ip.user_ns.update(ns)
+    return ip
+
+
+def _trained(ip, *lines):
+    for line in lines:
+        ip.run_line_magic("train", f"{line} --seed 0 --quiet")
+    return ip
+
+
+def refused(ip, magic, line, match):
+    """``%magic line`` is a one-line UsageError matching ``match`` that changes nothing."""
+    from test_fuzz import Snapshot
+
+    before = Snapshot(ip, get_store())
+    with pytest.raises(UsageError, match=match) as caught:
+        ip.run_line_magic(magic, line)
+    message = str(caught.value)
+    assert "\n" not in message and len(message) < 400, message
+    running, other = before.store_changes()
+    assert not running and not other, (line, running, other)
+    assert not before.changed(), (line, before.changed())
+    return message
+
+
+def test_an_unclosed_quote_is_a_usage_error_in_every_magic(nb):
+    registered = {name for name, fn in nb.magics_manager.magics["line"].items()
+                  if type(getattr(fn, "__self__", None)).__module__.startswith("aimodel_kernel.")}
+    assert registered == set(AIMODEL_MAGICS)
+    for magic in AIMODEL_MAGICS:
+        refused(nb, magic, "clf 'X y", rf"No closing quotation \(close every quote.*%{magic}\?")
+        refused(nb, magic, 'clf X "y', "No closing quotation")
+    refused(nb, "train", "clf X y \\", r"unrecognized arguments: \\; see %train\? for")
+
+
+def test_datetime_features_and_targets(nb):
+    _trained(nb, "clf X y --name c")
+    refused(nb, "train", "lr X ydt", r"ydt holds datetime64\[ns\] values; a target must be")
+    refused(nb, "evaluate", "clf X ydt", r"y holds datetime64\[ns\] values")
+    refused(nb, "evaluate", "clf Xdt y", r"non-numeric columns \('a' \(datetime64\[ns\]\)\); "
+                                         "clf takes numbers")
+    refused(nb, "explain", "clf Xdt", "non-numeric columns")
+    refused(nb, "fairness", "clf Xdt y --sensitive s", r"Xdt has non-numeric columns \('a'")
+    # a pipeline that drops the datetime column trains: its data fingerprint hashes datetimes
+    r = nb.run_line_magic("train", "dropper Xdt y --name dates --quiet")
+    assert r.ref == "dates/1" and r.fingerprint["dtypes"]["a"] == "datetime64[ns]"
+    assert nb.run_line_magic("evaluate", "dropper Xdt y --no-log").metrics["accuracy"] > 0.5
+
+
+def test_no_feature_columns_and_duplicate_or_mixed_column_names(nb):
+    _trained(nb, "clf X y --name c")
+    for magic, line in (("train", "lr X0 y"), ("train", "lr F0 y"), ("evaluate", "clf X0 y")):
+        refused(nb, magic, line, r"has no features \(shape \(60, 0\)\); pass at least one column")
+    for magic, line in (("train", "lr Fdup y"), ("evaluate", "clf Fdup y"),
+                        ("explain", "clf Fdup"), ("diff", "c/1 c/1 --data Fdup y")):
+        refused(nb, magic, line, r"duplicate column names \('a'\); give every column its own")
+    refused(nb, "train", "lr Fmixed y", r"column names of mixed types \(int, str\); make them "
+                                        r"all strings: Fmixed.columns = Fmixed.columns.astype")
+
+
+def test_sparse_matrices_of_any_format(nb):
+    _trained(nb, "clf X y --name c")
+    assert nb.run_line_magic("explain", "clf coo --no-log").values.shape == (60, 5)  # COO
+    assert nb.run_line_magic("evaluate", "clf lil y --no-log").n_samples == 60  # LIL
+    refused(nb, "train", "fresh coo y", r"coo is a sparse matrix; a PyTorch model takes dense "
+                                        r"rows: pass coo.toarray\(\)")
+    refused(nb, "evaluate", "hgb csr y", r"hgb takes dense rows, not a sparse matrix: pass "
+                                         r"X.toarray\(\)")
+    refused(nb, "evaluate", "net Tsp y", r"a sparse tensor cannot be used as it is; pass "
+                                         r"X.to_dense\(\)")
+
+
+def test_lists_object_targets_and_bfloat16_for_pytorch(nb):
+    r = nb.run_line_magic("train", "net Xl yl --epochs 2 --quiet --name listed")
+    assert r.ref == "listed/1"
+    assert nb.run_line_magic("evaluate", "net X yobj --no-log").metrics["accuracy"] >= 0
+    assert nb.run_line_magic("evaluate", "net Tbf y --no-log").n_samples == 60
+    assert nb.run_line_magic("evaluate", "net Xb y --no-log").n_samples == 60  # as %train feeds
+    refused(nb, "evaluate", "net X ymixed", r"y mixes value types \(int, str\); make its values "
+                                            r"one type, e.g. y.astype\(str\)")
+    refused(nb, "train", "fresh ragged y", "ragged is a ragged list")
+
+
+def test_a_pytorch_model_of_another_width_or_dtype(nb):
+    _trained(nb, "net X y --name n --epochs 2")
+    shape = r"\(rows of shape \(3,\)\) does not fit net: RuntimeError: mat1 and mat2 shapes"
+    refused(nb, "evaluate", "net X3 y", "X " + shape)
+    refused(nb, "explain", "net X3", "X3 " + shape)
+    refused(nb, "fairness", "net X3 y --sensitive s", "X3 " + shape)
+    refused(nb, "compress", "net --check X3 y --onnx", "X3 " + shape)
+    ints = r"must have the same dtype.*; X holds int64 values: pass floats"
+    refused(nb, "evaluate", "net Xi y", ints)
+    refused(nb, "explain", "net Xi", ints.replace("X holds", "Xi holds"))
+    refused(nb, "compress", "net --check Ti y", ints.replace("X holds", "Ti holds"))
+    refused(nb, "diff", "n/1 n/1 --data Xi y", "n/1 cannot predict on X: X .*" + ints)
+
+
+def test_columns_other_than_the_training_columns(nb):
+    _trained(nb, "fclf F y --name fc")
+    for x, detail in (("Fmiss", r"\(missing \['e'\] \(1\)\)"),
+                      ("Fextra", r"\(not trained on \['z'\] \(1\)\)"),
+                      ("Fren", r"\(missing \['a'\] \(1\), not trained on \['A'\] \(1\)\)"),
+                      ("'F[[\"b\", \"a\", \"c\", \"d\", \"e\"]]'",
+                       r"\(the same columns in a different order\)")):
+        expected = rf"has columns .* but fclf was trained on .* {detail}; pass the columns"
+        refused(nb, "evaluate", f"fclf {x} y", expected)
+        refused(nb, "explain", f"fclf {x}", expected)
+        refused(nb, "fairness", f"fclf {x} y --sensitive s", expected)
+        refused(nb, "compress", f"fclf --check {x} y --onnx", expected)
+        refused(nb, "diff", f"fc/1 fc/1 --data {x} y", "trained on")
+    refused(nb, "evaluate", "fclf X3 y", "X has 3 columns but fclf was trained on 5 features")
+
+
+def test_scikit_learns_own_refusals_are_one_line_errors(nb):
+    _trained(nb, "pipe Fs y --name p")
+    unknown = r"pipe cannot take (X|Fs_new): Found unknown categories \['x'\] in column 0"
+    refused(nb, "evaluate", "pipe Fs_new y", unknown)
+    refused(nb, "fairness", "pipe Fs_new y --sensitive s", unknown)
+    refused(nb, "diff", "p/1 p/1 --data Fs_new y",
+            r"p/1 cannot take X: Found unknown categories \['x'\]")
+    refused(nb, "explain", "pipe Fs_new", r"the pipeline's earlier steps cannot transform these "
+                                          r"rows: Found unknown categories")
+
+
+def test_seeds_counts_threads_and_paths_out_of_range(nb):
+    _trained(nb, "clf X y --name c")
+    for magic, line in (("evaluate", "clf X y --ci --seed -1"), ("explain", "clf X --seed -1"),
+                        ("fairness", "clf X y --sensitive s --ci --seed -1"),
+                        ("evaluate", "clf X y --seed 4294967296")):
+        refused(nb, magic, line, r"--seed must be in \[0, 2\*\*32\); got")
+    refused(nb, "evaluate", "clf X y --ci --n-boot 0", "--n-boot must be a whole number of at")
+    refused(nb, "compress", "clf --check X y --onnx --threads 100000",
+            r"--threads 100000 is more than the \d+ cores this kernel may use")
+    refused(nb, "compress", "clf --check X y --onnx --out /proc/nope/model.onnx",
+            r"--out /proc/nope/model.onnx: /proc is not a writable folder|cannot write")
+    refused(nb, "compress", "clf --check X y --onnx --calibrate X3",
+            r"the calibration rows have shape \(3,\)")
+
+
+def test_too_many_threads_no_longer_crash_the_kernel(tmp_path, template_db):
+    """``--threads 100000`` used to end the process with SIGSEGV inside libgomp (torch's OpenMP
+    pool); in a child process, so a regression cannot take pytest down with it."""
+    (tmp_path / ".aimodel").mkdir()
+    (tmp_path / ".aimodel" / "mlflow.db").write_bytes(template_db.read_bytes())
+    script = textwrap.dedent("""
+        import json
+        from IPython.core.error import UsageError
+        from IPython.core.interactiveshell import InteractiveShell
+        from sklearn.datasets import load_breast_cancer
+        import torch
+
+        ip = InteractiveShell.instance()
+        ip.run_line_magic("load_ext", "aimodel_kernel")
+        X, y = load_breast_cancer(return_X_y=True)
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(30, 2))
+        ip.user_ns.update(X=X.astype("float32"), y=y, net=net)
+        try:
+            ip.run_line_magic("compress", "net --check X y --onnx --threads 100000")
+            message = None
+        except UsageError as exc:
+            message = str(exc)
+        print(json.dumps({"message": message, "threads": torch.get_num_threads()}))
+    """)
+    done = subprocess.run([PYTHON, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                          env=subprocess_env(AIMODEL_HOME=str(tmp_path / ".aimodel")),
+                          timeout=180)
+    assert done.returncode == 0, (done.returncode, done.stderr[-3000:])
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["message"].startswith("--threads 100000 is more than the ")
+    assert out["threads"] < 100000
+
+
+def test_usage_errors_are_one_line_whatever_the_engine_says():
+    from aimodel_kernel.engine.core.errors import InputError
+    from aimodel_kernel.magics.resolve import usage_errors
+
+    @usage_errors
+    def magic():
+        raise InputError("X cannot be used: Expected unique column names, got:\n- 'a' 2 times\n")
+
+    with pytest.raises(UsageError) as caught:
+        magic()
+    assert str(caught.value) == "X cannot be used: Expected unique column names, got: - 'a' 2 times"
+
+
+# Inputs whose fix lives outside the magics' input checks (%train's estimator check in
+# training/entry.py, the lock writer).
+ELSEWHERE = [
+    ("train", "lr Xdt y", r"Xdt has non-numeric columns \('a' \(datetime64"),
+    ("train", "hgb_new csr y", r"takes dense rows, not a sparse matrix: pass csr"),
+    ("aimodel", "freeze /proc/nope/lock.json", r"/proc/nope"),
+]
+
+
+@pytest.mark.parametrize(("magic", "line", "match"), ELSEWHERE)
+def test_inputs_checked_by_train_and_the_lock_writer(nb, magic, line, match):
+    refused(nb, magic, line, match)

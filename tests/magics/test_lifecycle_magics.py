@@ -59,7 +59,10 @@ def test_reproduce_deterministic_torch_run(torch_m):
     assert stored[0] == stored[1]
     # the reproduction records the original's code, and its diff shows no code change
     assert v2.run_tags["aimodel.magic"] == TRAIN
-    assert r.diff.code == {"magic": [], "cell": []} and r.diff.params == {}
+    # the reproduction trains unnamed and is registered once it matches: only its train.name
+    # (the registered model it was trained into) is not the original's
+    assert r.diff.code == {"magic": [], "cell": []}
+    assert set(r.diff.params) <= {"train.name"}
     assert r.diff.lineage["relation"] == "m/2 derives from m/1"
     text = r._repr_mimebundle_()["text/plain"]
     assert text.startswith("m/2 vs m/1: reproduced: identical weights, identical metrics")
@@ -84,13 +87,18 @@ def test_non_deterministic_run_reports_honestly(torch_m):
     r = ip.run_line_magic("reproduce", "nd/1 --tolerance 0")
     assert not r.deterministic
     assert r.notes == ["nd/1 was not trained with --deterministic; small differences are expected"]
-    assert r.tolerance == 0.0 and r.reproduction == "nd/2"
-    assert r.identical_weights == (r.max_weight_difference == 0.0)
+    assert r.tolerance == 0.0
+    assert r.identical_weights == (r.max_weight_difference == 0.0) == (r.differences == [])
     if r.identical_weights and r.identical_metrics:
         assert r.verdict == "reproduced: identical weights, identical metrics"
-    else:
-        assert r.verdict.startswith("not reproduced: weights differ by up to")
+        assert r.reproduction == "nd/2" and _refs("nd") == ["nd/1", "nd/2"]
+    else:  # which weights differ, by how much; and nothing registered
+        assert r.verdict.startswith("not reproduced: ")
+        assert r.identical_weights or "differs by up to" in r.verdict
+        assert r.reproduction is None and _refs("nd") == ["nd/1"] and r.diff is None
+        assert r.notes[-1].startswith("nothing was registered")
     assert r.notes[0] in r._repr_mimebundle_()["text/plain"]
+    assert not [run for run in all_runs(get_store()) if run.info.status == "RUNNING"]
 
 
 def test_reproduce_refusals_change_nothing(torch_m):
@@ -128,6 +136,70 @@ def test_reproduce_refusals_change_nothing(torch_m):
     with pytest.raises(UsageError, match=r"model\.safetensors was changed after it was saved"):
         ip.run_line_magic("reproduce", "m/1")
     _unchanged(store, ["m/1"], n_runs)
+
+
+CREDIT = """
+from sklearn.compose import make_column_transformer
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from aimodel_kernel.engine.fairness.datasets import load_german_credit
+
+Xc, yc = load_german_credit()
+def pipeline(final):
+    categories = ["sex", "housing", "saving_accounts", "checking_account", "purpose", "age_band"]
+    numbers = ["job", "credit_amount", "duration", "age"]
+    return make_pipeline(make_column_transformer(
+        (OneHotEncoder(handle_unknown="ignore"), categories), (StandardScaler(), numbers)), final)
+credit = pipeline(RandomForestClassifier(n_estimators=10, max_depth=5))
+"""
+
+
+def test_reproduce_a_one_hot_pipeline_trained_without_seed(ip):
+    ip.run_cell(CREDIT).raise_error()
+    ip.run_cell("%train credit Xc yc --val 0.2 --name credit --quiet").raise_error()
+    r = ip.run_line_magic("reproduce", "credit/1")
+    assert r.verdict == "reproduced: identical weights, identical metrics"
+    assert r.reproduction == "credit/2" and r.differences == [] and r.diff is not None
+    assert r._repr_mimebundle_()["text/plain"].startswith(
+        "credit/2 vs credit/1: reproduced: identical weights, identical metrics")
+    assert r.payload()["status"] == "ok"
+    titles = [s["title"] for s in r.sections()]
+    assert titles[0] == "Comparison" and "What differs" not in titles
+
+
+def test_a_reproduction_that_differs_registers_nothing(ip):
+    ip.run_cell(CREDIT).raise_error()
+    ip.run_cell("lr = pipeline(LogisticRegression(C=1.0, max_iter=500))\n"
+                "other = pipeline(LogisticRegression(C=0.1, max_iter=500))").raise_error()
+    ip.run_cell("%train lr Xc yc --name credit-lr --quiet").raise_error()
+    store = get_store()
+    n_runs = len(all_runs(store))
+    r = ip.run_line_magic("reproduce", "credit-lr/1 --model other")
+    assert isinstance(r, ReproduceReport) and not r.reproduced
+    assert r.reproduction is None and r.diff is None
+    assert [v.ref for v in list_versions("credit-lr").versions] == ["credit-lr/1"]
+    assert len(all_runs(store)) == n_runs + 1
+    assert not [run for run in all_runs(store) if run.info.status == "RUNNING"]
+    assert not hasattr(ip.user_ns["other"][-1], "coef_")  # the notebook's object untouched
+    bundle = r._repr_mimebundle_()
+    text = bundle["text/plain"]
+    assert text.startswith("the retrained model vs credit-lr/1: not reproduced: "
+                           "steps[logisticregression].C differs by 0.9 (1 vs 0.1)")
+    assert "steps[logisticregression].coef_" in text and "differs by up to" in text
+    assert "nothing was registered" in text
+    payload = r.payload()
+    assert payload["status"] == "warning"
+    table = next(s for s in payload["sections"] if s["title"] == "What differs")
+    assert ["steps[logisticregression].C", "differs by 0.9 (1 vs 0.1)"] in table["rows"]
+    assert "steps[logisticregression].coef_" in bundle["text/html"]
+    with pytest.raises(UsageError, match="credit-lr/1 is a Pipeline; pass an estimator of that "
+                                         "class, not a LogisticRegression"):
+        ip.run_line_magic("reproduce", "credit-lr/1 --model clf")
+    with pytest.raises(UsageError, match=r"needs 'nothing' \(model\), which is not defined"):
+        ip.run_line_magic("reproduce", "credit-lr/1 --model nothing")
+    assert len(all_runs(store)) == n_runs + 1
 
 
 def test_refusals_are_one_line(torch_m):

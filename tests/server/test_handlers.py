@@ -203,3 +203,64 @@ def test_a_root_the_server_abbreviates_with_a_tilde(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / "work" / "nb").mkdir(parents=True)
     assert settings_for("~/work", "nb").resolved_home() == tmp_path / "work" / "nb" / ".aimodel"
+
+
+# -- reading never creates, stays inside the root, keeps few stores open -------------------------
+def test_a_diff_in_a_folder_without_a_store_is_404_and_creates_nothing(fetch, project,
+                                                                     jp_root_dir):
+    (jp_root_dir / "empty").mkdir()
+    code, body = error_of(fetch, "diff", dir="empty", a="m/1", b="m/2")
+    assert code == 404 and "no store" in body["message"]
+    assert list((jp_root_dir / "empty").iterdir()) == []
+
+
+@pytest.mark.parametrize("linked", [".aimodel", ".aimodel/mlflow.db", ".aimodel/artifacts"])
+def test_a_store_linked_out_of_the_root_gets_400(fetch, project, jp_root_dir, tmp_path_factory,
+                                                 linked):
+    """A folder of the root whose store (or its database, or its artifacts) is a link to a
+    store outside the root is refused, as a linked folder is."""
+    outside = tmp_path_factory.mktemp("outside") / "store"
+    shutil.copytree(project / ".aimodel", outside)
+    folder = jp_root_dir / "linked"
+    folder.mkdir()
+    if linked == ".aimodel":
+        (folder / ".aimodel").symlink_to(outside, target_is_directory=True)
+    else:
+        (folder / ".aimodel").mkdir()
+        shutil.copytree(project / ".aimodel", folder / ".aimodel", dirs_exist_ok=True)
+        part = folder / linked
+        shutil.rmtree(part) if part.is_dir() else part.unlink()
+        part.symlink_to(outside / part.name, target_is_directory=part.name == "artifacts")
+    for endpoint, params in (("models", {}), ("diff", {"a": "m/1", "b": "m/2"})):
+        code, body = error_of(fetch, endpoint, dir="linked", **params)
+        assert code == 400 and "outside the server's root" in body["message"], body
+    # a link that stays inside the root is a store like any other
+    (jp_root_dir / "inside").mkdir()
+    (jp_root_dir / "inside" / ".aimodel").symlink_to(project / ".aimodel",
+                                                     target_is_directory=True)
+    assert [m["name"] for m in get_json(fetch, "models", dir="inside")["models"]] == ["m"]
+
+
+def test_a_copied_project_is_read_from_the_copy(fetch, project, jp_root_dir):
+    """The copy's database records the original's paths; the server (which writes nothing)
+    reads the copy's files, so a changed original does not matter."""
+    shutil.copytree(project, jp_root_dir / "copy")
+    for model_file in (project / ".aimodel" / "artifacts").rglob("model.skops"):
+        model_file.write_bytes(model_file.read_bytes() + b"x")
+    body = get_json(fetch, "diff", dir="copy", a="m/1", b="m/2")
+    assert body["payload"]["data"]["params"] == {"model.C": {"a": 1.0, "b": 0.01}}
+    code, _ = error_of(fetch, "diff", dir="proj", a="m/1", b="m/2")
+    assert code == 409  # the original's files were changed, and only the original reads them
+
+
+def test_polling_many_folders_keeps_few_stores_open(fetch, project, jp_root_dir):
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    folders = [f"p{i}" for i in range(tracking.MAX_OPEN_STORES + 3)]
+    for name in folders:
+        shutil.copytree(project, jp_root_dir / name)
+        assert [m["name"] for m in get_json(fetch, "models", dir=name)["models"]] == ["m"]
+    assert len(tracking._stores) <= tracking.MAX_OPEN_STORES
+    open_dbs = {uri for uri in SqlAlchemyStore._engine_map if str(jp_root_dir) in uri}
+    assert len(open_dbs) <= tracking.MAX_OPEN_STORES
+    assert not any(f"/{folders[0]}/" in uri for uri in open_dbs)  # the oldest was closed

@@ -10,6 +10,7 @@ A variant that fails after that is reported in its row with the reason; the othe
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from ...config import Settings
 from ..core import links
 from ..core.data import TaskInfo, take_rows, to_numpy
 from ..core.errors import InputError
+from ..core.inputs import cpu_count
 from ..core.model_names import check_model_name
 from ..core.options import QUANTIZATIONS
 from ..core.prediction import predict, prepare
@@ -115,7 +117,7 @@ def compress(
     framework = framework_of(model)
     plan = _check(model, X, y, framework, prune=prune, structured=structured, quantize=quantize,
                   onnx=onnx, max_drop=max_drop, name=name, threads=threads, repeats=repeats,
-                  calibration=calibration, names=names)
+                  calibration=calibration, names=names, out=out)
     budget = DEFAULT_MAX_DROP if max_drop is None else float(max_drop)
     link = links.lookup(model)
     result = CompressResult(type(model).__name__, framework, plan.task,
@@ -152,7 +154,7 @@ def compress(
 def _check(model: Any, X: Any, y: Any, framework: str, *, prune: float | None,
            structured: float | None, quantize: str | None, onnx: bool, max_drop: float | None,
            name: str | None, threads: int, repeats: int, calibration: Any,
-           names: tuple[str, str, str]) -> _Plan:
+           names: tuple[str, str, str], out: str | Path | None = None) -> _Plan:
     model_name, x_name, _ = names
     prune = check_amount(prune, "--prune")
     structured = check_amount(structured, "--structured")
@@ -166,22 +168,27 @@ def _check(model: Any, X: Any, y: Any, framework: str, *, prune: float | None,
                                      and math.isfinite(max_drop)):
         raise InputError(f"--max-drop is the largest metric drop allowed, e.g. 0.01 for one "
                          f"point; got {max_drop}")
-    if not isinstance(threads, int) or threads < 1:
+    cores = cpu_count()
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise InputError(f"--threads must be a positive whole number; got {threads}")
-    if not isinstance(repeats, int) or repeats < 5:
+    if threads > cores:  # thousands of OpenMP threads crash the process (SIGSEGV in libgomp)
+        raise InputError(f"--threads {threads} is more than the {cores} cores this kernel may "
+                         f"use; pass --threads 1 to {cores}")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 5:
         raise InputError(f"--repeats must be at least 5; got {repeats}")
     if name is not None:
         check_model_name(name)
+    _check_out(out)
     auto = not (prune or structured or quantize or onnx)
     wants_onnx = onnx or quantize is not None or auto
     if wants_onnx:
         need("onnx", "ONNX export")
         need("onnxruntime", "running ONNX models")
         need("skl2onnx" if framework == "sklearn" else "onnxscript", "ONNX export")
-    data, task = prepare(model, X, y, name=model_name)
-    if data.kind in ("dataset", "loader", "sparse"):
+    if _kind_of(X) in ("dataset", "loader", "sparse"):
         raise InputError(f"--check takes arrays, DataFrames or tensors; {x_name} is a "
-                         f"{data.kind}")
+                         f"{_kind_of(X)}")
+    data, task = prepare(model, X, y, name=model_name, x_name=x_name, y_name=names[2])
     Xn = to_numpy(data.X)
     if Xn.dtype.kind not in "biuf":
         raise InputError(f"{x_name} must be numeric for ONNX and PyTorch (dtype {Xn.dtype})")
@@ -192,13 +199,50 @@ def _check(model: Any, X: Any, y: Any, framework: str, *, prune: float | None,
     elif getattr(model, "n_features_in_", None) not in (None, Xn.shape[1] if Xn.ndim == 2 else 0):
         raise InputError(f"{x_name} has rows of shape {Xn.shape[1:]} but {model_name} was "
                          f"fitted on {model.n_features_in_} features")
-    pred = predict(model, data.X, task=task)
-    calib = Xn if calibration is None else to_numpy(calibration)
+    pred = predict(model, data.X, task=task, x_name=x_name, name=model_name)
+    calib = Xn if calibration is None else _calibration_rows(calibration)
     if calib.shape[1:] != Xn.shape[1:] or calib.dtype.kind not in "biuf" or not len(calib):
-        raise InputError(f"the calibration rows have shape {calib.shape[1:]} but {x_name} has "
-                         f"{Xn.shape[1:]}")
+        raise InputError(f"the calibration rows have shape {calib.shape[1:]} (dtype "
+                         f"{calib.dtype}) but {x_name} has {Xn.shape[1:]}; pass --calibrate rows "
+                         f"like {x_name}'s")
+    if calib.dtype.kind == "f" and not np.isfinite(calib).all():
+        raise InputError("the calibration rows have NaN or infinite values; impute or drop them")
     return _Plan(framework, pred.task, data.X, Xn, np.asarray(data.y), calib[:512].astype(
         np.float32), example, onnx or auto, quantize is not None or auto, auto)
+
+
+def _kind_of(X: Any) -> str:
+    from ..core.data import is_dataset, is_loader, is_sparse
+
+    if is_loader(X):
+        return "loader"
+    if is_dataset(X):
+        return "dataset"
+    return "sparse" if is_sparse(X) else "array"
+
+
+def _calibration_rows(calibration: Any) -> np.ndarray:
+    try:
+        return np.asarray(to_numpy(calibration))
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"--calibrate takes rows like --check X's: {exc}") from None
+
+
+def _check_out(out: str | Path | None) -> None:
+    """Raise :class:`InputError` when ``--out`` cannot be written: checked before any work."""
+    if out is None:
+        return
+    target = Path(out).expanduser()
+    if target.suffix == ".onnx" and target.is_dir():
+        raise InputError(f"--out {out} is a folder; name a .onnx file or a folder without the "
+                         "suffix")
+    folder = target.parent if target.suffix == ".onnx" else target
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"--out {out}: {existing} is not a writable folder; pass a path "
+                         "you can write to")
 
 
 def _fits_torch(model: Any, Xn: np.ndarray, model_name: str, x_name: str) -> Any:
@@ -361,6 +405,10 @@ def _write_export(result: CompressResult, out: str | Path | None,
         target = Path(out).expanduser()
         if target.suffix != ".onnx":
             target = target / f"{stem}-{chosen.name}.onnx"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(chosen.file, target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(chosen.file, target)
+    except OSError as exc:  # nothing is recorded yet: the user's path to fix
+        raise InputError(f"cannot write the ONNX file to {target}: "
+                         f"{exc.strerror or exc}; pass --out a folder you can write to") from None
     return str(target.resolve())

@@ -89,12 +89,37 @@ def is_sparse(obj: Any) -> bool:
 
 
 def to_numpy(obj: Any) -> np.ndarray:
-    """A numpy view of an array-like (tensor, pandas object, list); no copy when avoidable."""
+    """A numpy view of an array-like (tensor, pandas object, list); no copy when avoidable.
+
+    Tensors of a dtype numpy lacks (``bfloat16``) come back as float32; a DataFrame whose
+    columns are all numbers or booleans (which pandas would give as ``object``) as float64,
+    missing values as NaN.
+    """
     if is_tensor(obj):
-        return obj.detach().cpu().numpy()
+        tensor = obj.detach().cpu()
+        if tensor.layout != _torch().strided:
+            raise InputError("a sparse tensor cannot be used as it is; pass X.to_dense()")
+        try:
+            return tensor.numpy()
+        except TypeError:  # bfloat16, float8 ...: no numpy dtype
+            return tensor.float().numpy()
     if is_frame(obj):
-        return obj.to_numpy()
+        out = obj.to_numpy()
+        if out.dtype.kind == "O" and _all_numeric(obj):
+            return obj.to_numpy(dtype=np.float64, na_value=np.nan)
+        return out
     return np.asarray(obj)
+
+
+def _all_numeric(frame: Any) -> bool:
+    dtypes = [frame.dtype] if frame.ndim == 1 else list(frame.dtypes)
+    return bool(dtypes) and all(t.kind in "biuf" for t in dtypes)
+
+
+def is_torch_model(model: Any) -> bool:
+    """True for a ``torch.nn.Module`` (never imports torch)."""
+    torch = _torch()
+    return torch is not None and isinstance(model, torch.nn.Module)
 
 
 def _kind(X: Any) -> str:
@@ -137,6 +162,27 @@ def dataset_targets(dataset: Any) -> np.ndarray:
     return np.stack([to_numpy(dataset[i][1]) for i in range(len(dataset))])
 
 
+def _as_rows(X: Any, name: str) -> Any:
+    """``X`` in a form every later step can index: a list becomes an array, a sparse matrix
+    of another format (COO, LIL, DOK ...) CSR, an array of non-native byte order (which torch
+    cannot take) a native one. The user's object is never changed."""
+    if isinstance(X, np.ndarray):
+        if X.dtype.isnative or X.dtype.kind in "OUSV":
+            return X
+        return X.astype(X.dtype.newbyteorder("="))
+    if isinstance(X, list | tuple):
+        try:
+            return np.asarray(X)
+        except ValueError:  # numpy refuses ragged nesting
+            raise InputError(
+                f"{name} is a ragged {type(X).__name__} (its rows have different lengths); "
+                "pass an array or DataFrame with the same features in every row"
+            ) from None
+    if is_sparse(X) and getattr(X, "format", "csr") not in ("csr", "csc"):
+        return X.tocsr()
+    return X
+
+
 def check_data(
     X: Any,
     y: Any = None,
@@ -152,11 +198,14 @@ def check_data(
     Parameters
     ----------
     X : array-like, DataFrame, sparse matrix, tensor, Dataset or DataLoader
-        Features. For a Dataset or DataLoader the targets come from its ``(x, y)`` items.
+        Features. For a Dataset or DataLoader the targets come from its ``(x, y)`` items. A
+        list becomes an array, a sparse matrix in another format than CSR/CSC a CSR matrix and
+        an array of non-native byte order a native one (``Data.X``); anything else is kept as
+        given, never copied.
     y : array-like, optional
-        Targets, one per row of ``X``.
+        Targets, one per row of ``X``. An ``object`` array of numbers becomes a numeric array.
     numeric : bool
-        Require every feature to be numeric (PyTorch models).
+        Inputs for a PyTorch model: every feature numeric, dense rows.
     allow_nan : bool
         Accept NaN in ``X`` (estimators that handle missing values). ``y`` never may.
     require_y : bool
@@ -171,8 +220,11 @@ def check_data(
     Raises
     ------
     InputError
-        Mismatched lengths, NaN or infinite values, non-numeric columns, missing target.
+        Mismatched lengths, NaN or infinite values, non-numeric columns (``numeric``), no
+        feature columns, duplicate column names, a ragged list, a target that is not numbers
+        or labels (datetimes, mixed types), missing target.
     """
+    X = _as_rows(X, x_name)
     kind = _kind(X)
     if kind in ("dataset", "loader"):
         dataset = X.dataset if kind == "loader" else X
@@ -185,20 +237,22 @@ def check_data(
             )
         if y is not None:
             raise InputError(f"{x_name} is a {kind} that yields targets; do not also pass {y_name}")
-        targets = dataset_targets(dataset)
-        _check_target(targets, y_name)
+        if len(dataset) == 0:
+            raise InputError(f"{x_name} is empty")
+        targets = _check_target(dataset_targets(dataset), y_name)
         return Data(X, targets, kind, len(dataset))
 
     n = _length(X, x_name)
     if n == 0:
         raise InputError(f"{x_name} is empty")
+    _check_layout(X, kind, numeric=numeric, name=x_name)
     names = [str(c) for c in X.columns] if kind == "frame" and X.ndim == 2 else None
     _check_features(X, kind, numeric=numeric, allow_nan=allow_nan, name=x_name)
     if y is None:
         if require_y:
             raise InputError(f"no target given; pass it after {x_name}: MODEL {x_name} y")
         return Data(X, None, kind, n, names)
-    y_arr = to_numpy(y)
+    y_arr = to_numpy(_as_rows(y, y_name)) if not is_sparse(y) else np.asarray(y)
     if y_arr.ndim == 2 and y_arr.shape[1] == 1:
         y_arr = y_arr[:, 0]
     if y_arr.ndim != 1:
@@ -207,22 +261,77 @@ def check_data(
         raise InputError(
             f"{x_name} has {n} rows but {y_name} has {len(y_arr)}; pass one target per row"
         )
-    _check_target(y_arr, y_name)
+    y_arr = _check_target(y_arr, y_name)
     return Data(X, y_arr, kind, n, names)
 
 
-def _check_target(y: np.ndarray, name: str) -> None:
-    if y.dtype.kind in "fc":
+def _check_layout(X: Any, kind: str, *, numeric: bool, name: str) -> None:
+    """Rows of at least one feature; for a DataFrame, one name per column."""
+    if kind == "sparse" and numeric:
+        raise InputError(f"{name} is a sparse matrix; a PyTorch model takes dense rows: pass "
+                         f"{name}.toarray()")
+    shape = tuple(X.shape) if kind in ("frame", "sparse", "tensor") else np.shape(to_numpy(X))
+    if not shape:
+        raise InputError(f"{name} is a single {type(X).__name__}, not rows of features; pass an "
+                         "array, DataFrame or tensor with one row per sample")
+    if len(shape) >= 2 and 0 in shape[1:]:
+        raise InputError(f"{name} has no features (shape {shape}); pass at least one column")
+    if kind != "frame" or X.ndim != 2:
+        return
+    columns = X.columns
+    duplicated = list(dict.fromkeys(columns[columns.duplicated()].tolist()))
+    if duplicated:
+        shown = ", ".join(repr(c) for c in duplicated[:5])
+        raise InputError(f"{name} has duplicate column names ({shown}); give every column its "
+                         f"own name (e.g. {name}.columns = [...]) so each feature is one column")
+    text = [isinstance(c, str) for c in columns]
+    if any(text) and not all(text):
+        kinds = ", ".join(sorted({type(c).__name__ for c in columns}))
+        raise InputError(f"{name} has column names of mixed types ({kinds}); make them all "
+                         f"strings: {name}.columns = {name}.columns.astype(str)")
+
+
+def _check_target(y: np.ndarray, name: str) -> np.ndarray:
+    """``y`` checked: no missing values, numbers or labels of one type (an ``object`` array of
+    numbers comes back numeric)."""
+    if y.dtype.kind == "O":
+        y = _uniform_target(y, name)
+    kind = y.dtype.kind
+    if kind in "mM":
+        raise InputError(f"{name} holds {y.dtype} values; a target must be numbers or class "
+                         f"labels: convert it first (e.g. {name}.astype('int64') or a label per "
+                         "period)")
+    if kind in "cV":
+        raise InputError(f"{name} has dtype {y.dtype}; a target must be real numbers or class "
+                         "labels")
+    if kind == "f":
         bad = ~np.isfinite(y)
         if bad.any():
             raise InputError(
                 f"{name} has {int(bad.sum())} NaN or infinite values (first at row "
                 f"{int(np.flatnonzero(bad)[0])}); drop or fill those rows first"
             )
-    elif y.dtype.kind == "O":
-        missing = [i for i, v in enumerate(y[:100_000]) if v is None or v != v]
-        if missing:
-            raise InputError(f"{name} has missing values (first at row {missing[0]}); drop them")
+    return y
+
+
+def _uniform_target(y: np.ndarray, name: str) -> np.ndarray:
+    import pandas as pd
+
+    missing = np.flatnonzero(pd.isna(y))
+    if len(missing):
+        raise InputError(f"{name} has missing values (first at row {missing[0]}); drop them")
+    values = y.tolist()
+    types = {type(v) for v in values}
+    if all(issubclass(t, bool | int | float) for t in types):
+        return np.asarray(values)  # numbers held as objects: the numeric array they make
+    if all(issubclass(t, str | bytes) for t in types):
+        return y  # text labels stay as given (their fingerprint is recorded this way)
+    kinds = ", ".join(sorted(t.__name__ for t in types)[:4])
+    if len(types) == 1:
+        raise InputError(f"{name} holds {kinds} values; a target must be numbers or text labels: "
+                         "convert it first")
+    raise InputError(f"{name} mixes value types ({kinds}); make its values one type, e.g. "
+                     f"{name}.astype(str)")
 
 
 def _check_features(X: Any, kind: str, *, numeric: bool, allow_nan: bool, name: str) -> None:
@@ -299,6 +408,10 @@ def _hash_array(h: Any, arr: np.ndarray) -> None:
     h.update(f"{arr.dtype.str}{arr.shape}".encode())
     if arr.dtype.kind == "O":
         h.update(repr(arr.tolist()).encode())
+    elif arr.size == 0:
+        return  # the header says it all (a memoryview of no bytes cannot be cast)
+    elif arr.dtype.kind in "mM":  # datetimes: the int64 ticks (the unit is in the header)
+        h.update(memoryview(arr.view(np.int64)).cast("B"))
     else:
         h.update(memoryview(arr).cast("B"))
 

@@ -7,6 +7,7 @@ from these constants when ``%load_ext aimodel_kernel`` imports them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -138,6 +139,7 @@ class TrainConfig:
         if self.seed is not None and not 0 <= self.seed < 2**32:
             raise InputError(f"--seed must be in [0, 2**32); got {self.seed}")
         _positive_int("devices", self.devices)
+        self._validate_devices()
         _choice("backend", self.backend, BACKENDS)
         if self.devices > 1 and self.batch_size < self.devices:
             raise InputError(f"--batch-size {self.batch_size} is the global batch, split over "
@@ -159,6 +161,16 @@ class TrainConfig:
     def distributed(self) -> bool:
         """Whether training runs on worker processes (several devices or several nodes)."""
         return self.devices > 1 or self.nodes > 1
+
+    def _validate_devices(self) -> None:
+        # one worker process per device: never more than this machine's CPU cores (GPUs are
+        # counted where the backend is chosen, training/distributed/launch.py). An exported
+        # script runs elsewhere: its --devices is that machine's business.
+        cpus = os.cpu_count() or 1
+        if self.devices > cpus and self.export_script is None:
+            raise InputError(f"--devices {self.devices} asks for more worker processes than the "
+                             f"{cpus} CPU cores of this machine; use --devices {cpus} or fewer "
+                             "(or --export-script to train on a bigger machine)")
 
     def _validate_nodes(self) -> None:
         # --- several nodes (training/distributed/nodes.py) ---

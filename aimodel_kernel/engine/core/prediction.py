@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,11 +21,26 @@ from .data import (
     is_dataset,
     is_loader,
     is_tensor,
+    is_torch_model,
     to_numpy,
 )
 from .errors import InputError, NotFittedError
+from .inputs import (
+    FORWARD_ERRORS,
+    PREDICT_BATCH,
+    as_model_input,
+    batches,
+    check_model_input,
+    forward_refused,
+    module_device_dtype,
+    refusals,
+    set_mode,
+)
 from .options import TASK_CHOICES
 from .plain import plain
+
+__all__ = ["Predictions", "check_fitted", "check_labels", "is_torch_model", "predict", "prepare",
+           "resolve_task"]
 
 
 @dataclass
@@ -45,12 +58,6 @@ class Predictions:
     score_kind: str | None = None
     notes: list[str] = field(default_factory=list)
 
-
-
-def is_torch_model(model: Any) -> bool:
-    """True for a ``torch.nn.Module`` (never imports torch)."""
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(model, torch.nn.Module)
 
 
 def check_fitted(model: Any, name: str | None = None) -> None:
@@ -149,12 +156,22 @@ def check_labels(y: np.ndarray, task: TaskInfo, y_name: str = "y") -> None:
 
 
 def prepare(
-    model: Any, X: Any, y: Any = None, *, task: str = "auto", name: str | None = None
+    model: Any, X: Any, y: Any = None, *, task: str = "auto", name: str | None = None,
+    x_name: str = "X", y_name: str = "y",
 ) -> tuple[Data, TaskInfo]:
     """Validate the data for ``model`` and resolve the task, before any prediction is made.
 
     PyTorch modules need numeric features; scikit-learn estimators may take NaN in ``X`` when
-    their tags allow it.
+    their tags allow it. The model is checked against the rows
+    (:func:`~.inputs.check_model_input`: a trial forward pass, or the fitted width and columns).
+
+    Parameters
+    ----------
+    model : fitted scikit-learn estimator or torch.nn.Module
+    X, y : array-like, DataFrame, sparse matrix, tensor; or X a Dataset / DataLoader
+    task : {"auto", "binary", "multiclass", "regression"}
+    name, x_name, y_name : str, optional
+        The user's names of the model and the data, for messages.
 
     Returns
     -------
@@ -163,21 +180,25 @@ def prepare(
     Raises
     ------
     InputError
-        Bad data, a single-class target, or labels the model does not know.
+        Bad data, rows the model cannot take, a single-class target, or labels the model does
+        not know.
     NotFittedError
         An unfitted scikit-learn estimator.
     """
     torch_model = is_torch_model(model)
     allow_nan = not torch_model and allows_nan(model)
-    data = check_data(X, y, numeric=torch_model, allow_nan=allow_nan)
+    data = check_data(X, y, numeric=torch_model, allow_nan=allow_nan, x_name=x_name,
+                      y_name=y_name)
     check_fitted(model, name)
+    check_model_input(model, data, name=name, x_name=x_name)
     info = resolve_task(model, data.y, task)
-    check_labels(data.y, info)
+    check_labels(data.y, info, y_name)
     return data, info
 
 
 def predict(
-    model: Any, X: Any, *, task: TaskInfo | None = None, batch_size: int = 1024
+    model: Any, X: Any, *, task: TaskInfo | None = None, batch_size: int = PREDICT_BATCH,
+    x_name: str = "X", name: str | None = None,
 ) -> Predictions:
     """Predict labels (or values) and class scores for every row of ``X``.
 
@@ -190,6 +211,8 @@ def predict(
         Resolved from the model's ``%train`` run or its ``classes_`` when omitted.
     batch_size : int
         Rows per forward pass of a PyTorch module.
+    x_name, name : str, optional
+        The user's names of the data and the model, for messages.
 
     Returns
     -------
@@ -200,17 +223,21 @@ def predict(
     NotFittedError
         An unfitted scikit-learn estimator.
     InputError
-        A PyTorch output shape that does not fit the task.
+        A PyTorch output shape that does not fit the task; rows the model refused (its own
+        ``ValueError``, or a forward pass that failed), in one line.
     """
     if is_torch_model(model):
-        return _predict_torch(model, X, task or resolve_task(model), batch_size)
-    check_fitted(model)
-    return _predict_sklearn(model, X, task or resolve_task(model))
+        return _predict_torch(model, X, task or resolve_task(model), batch_size, x_name, name)
+    check_fitted(model, name)
+    with refusals(model, x_name=x_name, name=name):
+        return _predict_sklearn(model, X, task or resolve_task(model))
 
 
 def _predict_sklearn(model: Any, X: Any, task: TaskInfo) -> Predictions:
     if is_dataset(X) or is_loader(X):
         raise InputError("scikit-learn models take arrays or DataFrames, not a torch Dataset")
+    if is_tensor(X):
+        X = to_numpy(X)
     y_pred = np.asarray(model.predict(X))
     if not task.is_classification:
         return Predictions(y_pred.reshape(len(y_pred), -1).squeeze(-1).astype(float), None, task)
@@ -237,67 +264,33 @@ def _predict_sklearn(model: Any, X: Any, task: TaskInfo) -> Predictions:
 
 
 # -- PyTorch ---------------------------------------------------------------------------------
-def _batches(X: Any, batch_size: int):
-    """Yield input batches (tensors or arrays) in row order."""
+def _forward_all(model: Any, X: Any, batch_size: int, x_name: str = "X",
+                 name: str | None = None):
     import torch
 
-    if is_loader(X) or is_dataset(X):
-        dataset = X.dataset if is_loader(X) else X
-        kwargs: dict[str, Any] = {"batch_size": batch_size, "shuffle": False}
-        if is_loader(X):
-            kwargs["collate_fn"] = X.collate_fn
-            kwargs["batch_size"] = X.batch_size or batch_size
-        for batch in torch.utils.data.DataLoader(dataset, **kwargs):
-            yield batch[0] if isinstance(batch, tuple | list) else batch
-        return
-    data = X if is_tensor(X) else to_numpy(X)
-    for start in range(0, len(data), batch_size):
-        yield data[start : start + batch_size]
-
-
-def _to_input(batch: Any, device: Any, dtype: Any) -> Any:
-    import torch
-
-    if not is_tensor(batch):
-        arr = np.asarray(batch)
-        if arr.dtype.kind not in "biufc":
-            raise InputError(f"a PyTorch model cannot take inputs of dtype {arr.dtype}")
-        batch = torch.from_numpy(np.ascontiguousarray(arr))
-    if batch.is_floating_point():
-        batch = batch.to(dtype)
-    elif batch.dtype not in (torch.bool, torch.uint8) and not batch.is_complex():
-        batch = batch.long()
-    return batch.to(device, non_blocking=True)
-
-
-def _set_mode(model: Any, *, training: bool) -> None:
-    """``model.train(training)``; a loaded ``torch.export`` program has no modes to set."""
-    with contextlib.suppress(NotImplementedError):
-        model.train(training)
-
-
-def _forward_all(model: Any, X: Any, batch_size: int):
-    import torch
-
-    params = [p for p in model.parameters()]
-    device = params[0].device if params else torch.device("cpu")
-    floats = [p.dtype for p in params if p.is_floating_point()]
-    dtype = floats[0] if floats else torch.float32
+    device, dtype = module_device_dtype(model)
     was_training = model.training
     outputs = []
-    _set_mode(model, training=False)
+    set_mode(model, training=False)
     try:
         with torch.inference_mode():
-            for batch in _batches(X, batch_size):
-                out = model(_to_input(batch, device, dtype))
+            for batch in batches(X, batch_size):
+                x = as_model_input(batch, device, dtype)
+                try:
+                    out = model(x)
+                except FORWARD_ERRORS as exc:
+                    raise forward_refused(model, x, exc, x_name=x_name, name=name) from None
                 out = getattr(out, "logits", out)
                 if isinstance(out, tuple | list):
                     out = out[0]
+                if not isinstance(out, torch.Tensor):
+                    raise InputError(f"{name or type(model).__name__}.forward returned a "
+                                     f"{type(out).__name__}; it must return a tensor of outputs")
                 outputs.append(out.detach().to("cpu", torch.float64))
     finally:
-        _set_mode(model, training=was_training)
+        set_mode(model, training=was_training)
     if not outputs:
-        raise InputError("X has no rows")
+        raise InputError(f"{x_name} has no rows")
     return torch.cat(outputs)
 
 
@@ -317,8 +310,9 @@ def _torch_task(task: TaskInfo | None, width: int | None) -> TaskInfo:
     return task
 
 
-def _predict_torch(model: Any, X: Any, task: TaskInfo | None, batch_size: int) -> Predictions:
-    out = _forward_all(model, X, batch_size)
+def _predict_torch(model: Any, X: Any, task: TaskInfo | None, batch_size: int,
+                   x_name: str = "X", name: str | None = None) -> Predictions:
+    out = _forward_all(model, X, batch_size, x_name, name)
     width = out.shape[1] if out.ndim == 2 else (1 if out.ndim == 1 else None)
     notes: list[str] = []
     if task is None:

@@ -15,6 +15,7 @@ import numpy as np
 from ..core import links
 from ..core.data import TaskInfo
 from ..core.errors import InputError
+from ..core.inputs import check_count, check_seed, first_line
 from ..core.plain import jsonable
 from ..core.prediction import Predictions, check_labels, is_torch_model, predict, prepare
 from ..store.artifacts import EVALUATION
@@ -171,7 +172,11 @@ def evaluate_predictions(
     _check_predictions(y_true, y_pred, y_score, task)
     with _fast_sklearn(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = _evaluate_checked(y_true, y_pred, y_score, task, score_kind)
+        try:
+            result = _evaluate_checked(y_true, y_pred, y_score, task, score_kind)
+        except ValueError as exc:  # scikit-learn's own refusal of these targets
+            raise InputError(f"scikit-learn cannot compute the metrics on these rows: "
+                             f"{first_line(exc)}") from None
     result.notes.extend(dict.fromkeys(str(w.message) for w in caught))  # sklearn's, once each
     return result
 
@@ -270,7 +275,12 @@ def cross_validation(
         splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     else:
         splitter = KFold(n_splits=k, shuffle=True, random_state=seed)
-    scores = cross_validate(clone(model), X, y, cv=splitter, scoring=scoring, error_score="raise")
+    try:
+        scores = cross_validate(clone(model), X, y, cv=splitter, scoring=scoring,
+                                error_score="raise")
+    except ValueError as exc:  # a fold the estimator (or a scorer) refuses
+        raise InputError(f"--cv {k}: {type(model).__name__} failed on a fold: "
+                         f"{first_line(exc)}") from None
     folds = {n: np.asarray(scores[f"test_{n}"], float) * (-1 if s.startswith("neg_") else 1)
              for n, s in scoring.items()}  # neg_* scorers back to the metric itself
     metrics = {n: {"mean": float(f.mean()), "std": float(f.std()), "folds": f.tolist()}
@@ -296,7 +306,7 @@ def _check_cv(k: Any, y: np.ndarray, task: TaskInfo, n: int) -> int:
 def evaluate(
     model: Any, X: Any, y: Any = None, *, task: str = "auto", cv: int | None = None,
     ci: bool = False, n_boot: int = 200, seed: int = 0, log: bool = True, store: Any = None,
-    name: str | None = None,
+    name: str | None = None, x_name: str = "X", y_name: str = "y",
 ) -> EvaluationResult:
     """Evaluate a fitted model on ``X, y``; optionally cross-validate and bootstrap intervals.
 
@@ -317,21 +327,31 @@ def evaluate(
         Log onto the model's run when ``%train`` produced the model.
     store : Store, optional
         Tracking store to log to (the default store otherwise).
-    name : str, optional
-        The user's name of the model, for messages.
+    name, x_name, y_name : str, optional
+        The user's names of the model and the data, for messages.
 
     Returns
     -------
     EvaluationResult
+
+    Raises
+    ------
+    InputError
+        Bad data or options, rows the model cannot take (checked before it predicts), or
+        scikit-learn's own refusal of them, in one line; nothing is logged then.
+    NotFittedError
+        An unfitted scikit-learn estimator.
     """
     if is_torch_model(model) and cv is not None:
         raise InputError(
             "--cv works for scikit-learn models; for a PyTorch model evaluate a held-out set "
             "(or use %train with a validation split)"
         )
-    data, info = prepare(model, X, y, task=task, name=name)
+    check_seed(seed)
+    check_count(n_boot, "--n-boot")
+    data, info = prepare(model, X, y, task=task, name=name, x_name=x_name, y_name=y_name)
     k = _check_cv(cv, data.y, info, data.n_samples) if cv is not None else None
-    pred = predict(model, data.X, task=info)
+    pred = predict(model, data.X, task=info, name=name, x_name=x_name)
     if pred.task != info:
         check_labels(data.y, pred.task)
     result = evaluate_predictions(

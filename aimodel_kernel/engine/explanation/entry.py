@@ -17,6 +17,7 @@ import numpy as np
 from ..core import links
 from ..core.data import TaskInfo, allows_nan, check_data, take_rows
 from ..core.errors import InputError, require
+from ..core.inputs import check_model_input, check_seed
 from ..core.plain import plain
 from ..core.prediction import check_fitted, is_torch_model, predict, resolve_task
 from .choice import (
@@ -113,6 +114,7 @@ def explain(
     """
     started = time.perf_counter()
     check_options(method, row, top, max_rows, background)
+    check_seed(seed)
     label = name or type(model).__name__
     is_torch = is_torch_model(model)
     if not is_torch:
@@ -125,6 +127,7 @@ def explain(
                          "array, DataFrame or tensor")
     if not is_torch and pre is None:
         check_numeric(data.X, data.kind, x_name)
+    check_model_input(model, data, name=name, x_name=x_name)
     n = data.n_samples
     local = check_row(row, n, x_name)
     shap_method = {"both": "auto", "lime": None}.get(method, method)
@@ -135,7 +138,8 @@ def explain(
         require("lime.lime_tabular", extra="explain", purpose="LIME explanations", package="lime")
     task = resolve_task(model)
     if is_torch:  # the output width decides (or widens) a module's task
-        task = predict(model, take_rows(data.X, np.arange(1)), task=task).task
+        task = predict(model, take_rows(data.X, np.arange(1)), task=task, x_name=x_name,
+                       name=name).task
     target = match_class(target, task, label)
 
     space = Space(model, data.X, _input_names(model, data.feature_names), is_torch)
@@ -171,7 +175,8 @@ def explain(
         notes.append(f"explained in the {len(features)} features {type(est).__name__} sees, after "
                      "the pipeline's earlier steps")
     needs_labels = local is not None or (task.task == "multiclass" and target is None)
-    pred = predict(model, take_rows(data.X, rows), task=task) if needs_labels else None
+    pred = predict(model, take_rows(data.X, rows), task=task, x_name=x_name,
+                   name=name) if needs_labels else None
     explained, per_row = _explained(task, target, local, pred, len(rows))
     probability = None
     if local is not None and pred.y_score is not None and pred.score_kind == "proba":

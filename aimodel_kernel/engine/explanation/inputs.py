@@ -9,6 +9,7 @@ import numpy as np
 
 from ..core.data import TaskInfo, is_sparse, take_rows, to_numpy
 from ..core.errors import InputError
+from ..core.inputs import first_line
 from ..core.options import EXPLAIN_METHODS
 from .choice import split_pipeline
 
@@ -84,7 +85,11 @@ class Space:
     def rows(self, index: np.ndarray) -> np.ndarray:
         part = take_rows(self.X, index)
         if self.pre is not None:
-            part = self.pre.transform(part)
+            try:
+                part = self.pre.transform(part)
+            except ValueError as exc:  # e.g. a category the encoder did not see in fit
+                raise InputError("the pipeline's earlier steps cannot transform these rows: "
+                                 f"{first_line(exc)}") from None
         if is_sparse(part):
             part = part.toarray()
         Z = to_numpy(part)

@@ -18,6 +18,7 @@ import numpy as np
 from ..core import links
 from ..core.data import TaskInfo
 from ..core.errors import InputError, require
+from ..core.inputs import check_seed, first_line
 from ..core.plain import jsonable
 from ..core.prediction import check_labels, predict, prepare
 from ..store.artifacts import FAIRNESS, RunFiles
@@ -224,6 +225,7 @@ def audit_predictions(
     check_binary(task)
     check_thresholds(ratio=ratio_threshold, difference=difference_threshold,
                      min_group=min_group, n_boot=n_boot)
+    check_seed(seed)
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if not isinstance(groups, GroupData):
         groups = sensitive_frame(None, groups, len(y_true), x_name="the data")
@@ -233,8 +235,12 @@ def audit_predictions(
     check_groups(groups, min_group)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # sklearn's undefined-metric warnings: NaN is the answer
-        frame = MetricFrame(metrics=_metric_functions(task), y_true=y_true, y_pred=y_pred,
-                            sensitive_features=groups.frame)
+        try:
+            frame = MetricFrame(metrics=_metric_functions(task), y_true=y_true, y_pred=y_pred,
+                                sensitive_features=groups.frame)
+        except ValueError as exc:  # scikit-learn's or fairlearn's refusal of these rows
+            raise InputError(f"the per-group metrics cannot be computed on these rows: "
+                             f"{first_line(exc)}") from None
     by_group, overall = frame.by_group, frame.overall
     order = groups.labels_of(by_group.index)
     table = sorted(({"group": label, "values": groups.values[label],
@@ -326,11 +332,12 @@ def _audit_model(model: Any, X: Any, y: Any, *, sensitive: Any, task: str, name:
                 "per-group errors (MAE, RMSE)")
     check_thresholds(ratio=options["ratio_threshold"], difference=options["difference_threshold"],
                      min_group=options["min_group"], n_boot=options["n_boot"])
-    data, info = prepare(model, X, y, task=task, name=name)
+    check_seed(options["seed"])
+    data, info = prepare(model, X, y, task=task, name=name, x_name=x_name)
     groups = sensitive_frame(data.X, sensitive, data.n_samples, x_name=x_name)
     check_binary(info)
     check_groups(groups, options["min_group"])
-    pred = predict(model, data.X, task=info)
+    pred = predict(model, data.X, task=info, x_name=x_name, name=name)
     if pred.task != info:
         check_labels(data.y, pred.task)
     result = audit_predictions(data.y, pred.y_pred, groups, task=pred.task, **options)

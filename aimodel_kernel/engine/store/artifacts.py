@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 MODEL_DIR = "model"
 """The model's files (``manifest.json`` and the model file); a registered version points here."""
@@ -39,6 +37,10 @@ RECORDED = {
 class RunFiles:
     """A run's artifacts: read in place from a local artifact store, downloaded otherwise.
 
+    A local store's files are read under its current ``artifacts/`` folder even when the run
+    recorded another (the store's folder was copied or moved: ``Store.local_run_dir``), and a
+    store that never creates (the server's) reads nothing outside that folder.
+
     Parameters
     ----------
     store : tracking.Store
@@ -51,14 +53,13 @@ class RunFiles:
 
     def __init__(self, store: Any, run_id: str, artifact_uri: str | None = None) -> None:
         self.store, self.run_id = store, run_id
-        uri = artifact_uri if artifact_uri is not None else store.run(run_id).info.artifact_uri
-        self.root = Path(url2pathname(urlparse(uri).path)) if uri.startswith("file:") else None
+        self.root: Path | None = store.local_run_dir(run_id, artifact_uri)
 
     def path(self, rel: str) -> Path | None:
         """A local path of artifact ``rel``, or ``None`` when the run has none."""
         if self.root is not None:
             local = self.root / rel
-            return local if local.exists() else None
+            return local if self.store.readable(local) else None
         try:
             local = self.store.download(self.run_id, rel)
         except Exception as exc:  # the artifact is absent from a remote store

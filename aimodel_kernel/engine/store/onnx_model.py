@@ -100,8 +100,37 @@ def labels_from_raw(raw: np.ndarray, classes: Any) -> np.ndarray:
     return classes[raw.argmax(axis=1)]
 
 
+def check_self_contained(path: str | Path) -> None:
+    """Refuse an ONNX file whose tensors point at external data: onnxruntime would read those
+    files from wherever the (stored, untrusted) model says, beside or outside its folder.
+    ``%compress`` writes every tensor inside the file."""
+    from .trust import TrustError
+
+    onnx = need("onnx", "checking ONNX models")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # not an ONNX protobuf
+        raise TrustError(f"{Path(path).name} is not a readable ONNX model "
+                         f"({type(exc).__name__}); refusing to load it") from None
+    graphs = [model.graph]
+    while graphs:
+        graph = graphs.pop()
+        tensors = [*graph.initializer, *(s.values for s in graph.sparse_initializer)]
+        for node in graph.node:
+            for attr in node.attribute:
+                tensors.extend([attr.t, *attr.tensors] if attr.HasField("t") else attr.tensors)
+                graphs.extend([attr.g, *attr.graphs] if attr.HasField("g") else attr.graphs)
+        for tensor in tensors:
+            if tensor.data_location == onnx.TensorProto.EXTERNAL or tensor.external_data:
+                raise TrustError(f"{Path(path).name} reads tensor {tensor.name[:60]!r} from an "
+                                 "external file; refusing to load it")
+
+
 def load_onnx(path: str | Path, manifest: dict[str, Any]) -> Any:
-    """The :class:`OnnxModel` of a saved ONNX version (see ``serialize.load_model``)."""
+    """The :class:`OnnxModel` of a saved ONNX version (see ``serialize.load_model``), after
+    :func:`check_self_contained`. The manifest gives only the task, classes and source
+    framework (facts that run no code)."""
+    check_self_contained(path)
     task = manifest.get("task") or {}
     return OnnxModel(path, task=task.get("task", "regression"),
                      classes=tuple(task.get("classes") or ()),

@@ -1,5 +1,6 @@
 """The one way a model version is recorded: open a run, log what it learnt from, save the model
-files with their digests, register the version with its parent, end the run.
+files with their digests (``manifest.json`` included) and, when a signing key is set, their
+signature, register the version with its parent, end the run.
 
 Training, mitigation, compression and every later capability go through :class:`Recording`,
 so each version records the same facts (data fingerprint, environment, source, file digests,
@@ -21,7 +22,8 @@ from typing import Any
 
 from ..core.environment import environment
 from .artifacts import ENVIRONMENT, FINGERPRINT, MODEL_DIR, SOURCE_CELL, SOURCE_LINE
-from .serialize import SavedModel, save_model, save_onnx
+from .owners import owner_tags
+from .serialize import SavedModel, save_model, save_onnx, sha256_file
 from .tracking import TAG, Store
 
 
@@ -51,7 +53,9 @@ class Recording:
     @classmethod
     def start(cls, store: Store, *, run_name: str, params: Mapping[str, Any],
               tags: Mapping[str, Any]) -> Recording:
-        """Open a RUNNING run with its parameters and tags."""
+        """Open a RUNNING run with its parameters and tags, owned by this process (so a run
+        left RUNNING by a kernel that died is recognised: :mod:`.owners`)."""
+        tags = {**owner_tags(), **tags}
         return cls(store, store.start_run(run_name=run_name, params=params, tags=tags))
 
     @classmethod
@@ -77,7 +81,9 @@ class Recording:
                    example_input: Any = None, extra_files: Mapping[str, Any] | None = None,
                    onnx_file: str | Path | None = None) -> SavedModel:
         """Write the model's files (pickle-free, see :mod:`.serialize`) as the run's ``model/``
-        folder, and record their SHA-256 digests and size on the run.
+        folder, and record their SHA-256 digests (``manifest.json``'s too), the framework
+        (what loading uses to pick the loader) and the size on the run. With a signing key in
+        the store's settings the folder is signed first (``model.sig``, see :mod:`.signing`).
 
         Parameters
         ----------
@@ -100,8 +106,15 @@ class Recording:
             else:
                 saved = save_model(model, Path(tmp), manifest=manifest,
                                    example_input=example_input, extra_files=dict(extra_files or {}))
+            key = self.store.settings.resolved_signing_key()
+            if key is not None:
+                from .signing import SIGNATURE_FILE, sign_directory
+
+                saved.signed_by = sign_directory(tmp, key)
+                saved.extra_digests[SIGNATURE_FILE] = sha256_file(Path(tmp) / SIGNATURE_FILE)
             self.store.log_dir(self.run_id, tmp, MODEL_DIR)
         self.store.set_tags(self.run_id, {**self.digest_tags(saved),
+                                          f"{TAG}framework": saved.manifest["framework"],
                                           f"{TAG}model_bytes": str(saved.size_bytes)})
         self.store.log_metrics(self.run_id, [("model_bytes", float(saved.size_bytes), None)])
         self.saved = saved
@@ -109,8 +122,12 @@ class Recording:
 
     @staticmethod
     def digest_tags(saved: SavedModel) -> dict[str, str]:
-        """``aimodel.sha256.<file>`` for every file of a saved model."""
-        return {f"{TAG}sha256.{name}": digest for name, digest in saved.checksums.items()}
+        """``aimodel.sha256.<file>`` for every file of a saved model (the manifest and a
+        signature included), and ``aimodel.signed_by`` for a signed one."""
+        tags = {f"{TAG}sha256.{name}": digest for name, digest in saved.digests.items()}
+        if saved.signed_by:
+            tags[f"{TAG}signed_by"] = saved.signed_by
+        return tags
 
     # -- the version --------------------------------------------------------------------------
     def register(self, name: str, *, task: str, data_sha256: str | None = None,

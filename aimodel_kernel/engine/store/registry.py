@@ -10,7 +10,8 @@ from ...config import Settings
 from ..core.errors import InputError, NotFoundError
 from ..core.model_names import check_model_name
 from .artifacts import MODEL_DIR
-from .serialize import load_model
+from .owners import mark_dead_runs
+from .serialize import check_files, load_model
 from .tracking import TAG, VersionRecord, get_store
 
 _REF = re.compile(r"^(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[A-Za-z0-9_\-]+))?$")
@@ -47,9 +48,11 @@ def list_versions(name: str | None = None, *, settings: Settings | None = None) 
     NotFoundError
         No registered model of that name.
     """
-    store = get_store(settings)
     if name is not None:
         check_model_name(name)
+    store = get_store(settings)
+    mark_dead_runs(store)  # runs left RUNNING by a kernel that died show as KILLED
+    if name is not None:
         return VersionList(name, store.versions(name), store.uri)
     records = [v for n in store.model_names() for v in store.versions(n)]
     return VersionList(None, records, store.uri)
@@ -75,8 +78,47 @@ def resolve(ref: str, *, settings: Settings | None = None) -> VersionRecord:
     raise NotFoundError(f"{name} has no version {number} (versions: {have})")
 
 
+def recorded_digests(record: VersionRecord) -> dict[str, str]:
+    """File name to SHA-256 for every file of a version's ``model/`` folder, as its run
+    recorded them (``aimodel.sha256.<file>``)."""
+    prefix = f"{TAG}sha256."
+    return {key[len(prefix):]: value for key, value in record.run_tags.items()
+            if key.startswith(prefix)}
+
+
+def recorded_framework_tag(record: VersionRecord) -> str | None:
+    """The framework the version's run recorded (``aimodel.framework``), if any."""
+    return record.run_tags.get(f"{TAG}framework") or None
+
+
+def checked_model_dir(record: VersionRecord, *, settings: Settings | None = None) -> Any:
+    """The local ``model/`` folder of a version after every check loading makes (digests,
+    manifest, signature); for code that reads a file of it itself (``%reproduce`` reads the
+    initial weights).
+
+    Raises
+    ------
+    NotFoundError
+        The version recorded no model files.
+    ChecksumError
+        A file changed, or the content is refused (:class:`~.trust.TrustError`).
+    """
+    expected = recorded_digests(record)
+    if not expected:
+        raise NotFoundError(f"{record.ref} has no recorded model files")
+    directory = get_store(settings).download(record.run_id, MODEL_DIR)
+    check_files(directory, expected, framework=recorded_framework_tag(record),
+                run_id=record.run_id, settings=settings)
+    return directory
+
+
 def load_version(ref: str, *, into: Any = None, settings: Settings | None = None) -> Any:
     """Load a version's model pickle-free after checking each file's recorded SHA-256.
+
+    The loader is the one the version's record names (its run's ``aimodel.framework``), the
+    manifest and every model file must match their recorded digests, a skops file may name
+    only trusted types, a torch program must need no pickle, and the signature policy of the
+    settings applies (see :mod:`.serialize`, :mod:`.trust`, :mod:`.signing`).
 
     Parameters
     ----------
@@ -88,17 +130,16 @@ def load_version(ref: str, *, into: Any = None, settings: Settings | None = None
     Raises
     ------
     ChecksumError
-        A model file was changed after it was recorded.
+        A model file was changed after it was recorded; :class:`~.trust.TrustError` (one
+        line saying what failed) when its content is refused.
     """
     record = resolve(ref, settings=settings)
-    expected = {
-        key[len(f"{TAG}sha256."):]: value
-        for key, value in record.run_tags.items() if key.startswith(f"{TAG}sha256.")
-    }
+    expected = recorded_digests(record)
     if not expected:
         raise NotFoundError(f"{record.ref} has no recorded model files")
     directory = get_store(settings).download(record.run_id, MODEL_DIR)
-    return load_model(directory, expected, into=into)
+    return load_model(directory, expected, into=into, framework=recorded_framework_tag(record),
+                      run_id=record.run_id, settings=settings)
 
 
 _ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")

@@ -2,8 +2,19 @@
 and ONNX files (``model.onnx``, written by ``%compress``).
 
 A saved model is a folder holding the model files and ``manifest.json`` (framework, task, file
-checksums). Loading verifies every checksum against the ones the caller recorded elsewhere (the
-tracking store), so a file changed after it was written is refused.
+checksums, run). The caller records the digest of every file, the manifest's included, in the
+tracking store (``store/recorder.py``). Loading (:func:`load_model`) treats the folder as data
+someone else may have written:
+
+- every recorded digest is checked, the manifest's too; a file the loader reads must have one;
+- which loader runs is the recorded framework (the run's ``aimodel.framework`` tag, else the
+  recorded file names), never the manifest: a signed or digest-covered manifest must agree
+  with it, an old version recorded without a manifest digest reads its manifest only for
+  facts that run no code (an ONNX model's task and classes);
+- skops files load only types on the allow-list of :mod:`.trust`, torch programs through the
+  pickle-free reader of :mod:`.torch_program`, weights through safetensors;
+- the signature policy of :mod:`.signing` applies (a signed version is checked against the
+  trusted keys; ``require_signed`` refuses unsigned ones).
 """
 
 from __future__ import annotations
@@ -16,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import ChecksumError, InputError, require
+from ...config import Settings
+from ..core.errors import ChecksumError, InputError
+from .fast_imports import require_skops_io
 
 MANIFEST = "manifest.json"
 SKOPS_FILE = "model.skops"
@@ -34,15 +47,31 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+FRAMEWORK_FILES = {"onnx": ONNX_FILE, "sklearn": SKOPS_FILE, "torch": WEIGHTS_FILE}
+"""The file each framework's loader needs (a torch program also needs ``model.pt2``)."""
+
+
 @dataclass
 class SavedModel:
-    """What :func:`save_model` wrote: the folder, the file checksums and the manifest."""
+    """What :func:`save_model` wrote: the folder, the model files' checksums and the manifest.
+
+    ``checksums`` are the model files (what the manifest lists); ``extra_digests`` the files
+    written around them (``manifest.json``, a signature); :attr:`digests` is both, what a
+    version records and loading checks.
+    """
 
     directory: Path
     checksums: dict[str, str]
     manifest: dict[str, Any]
     size_bytes: int = 0
     warnings: list[str] = field(default_factory=list)
+    extra_digests: dict[str, str] = field(default_factory=dict)
+    signed_by: str | None = None
+
+    @property
+    def digests(self) -> dict[str, str]:
+        """Every file of the folder to its SHA-256, the manifest (and signature) included."""
+        return {**self.checksums, **self.extra_digests}
 
 
 def framework_of(model: Any) -> str:
@@ -92,7 +121,7 @@ def save_model(
     framework = framework_of(model)
     notes: list[str] = []
     if framework == "sklearn":
-        sio = require("skops.io", package="skops", purpose="saving scikit-learn models")
+        sio = require_skops_io("saving scikit-learn models")
         sio.dump(model, directory / SKOPS_FILE)
         files = [SKOPS_FILE]
     else:
@@ -106,7 +135,8 @@ def save_model(
         full["notes"] = notes
     (directory / MANIFEST).write_text(json.dumps(full, indent=2, default=str))
     size = sum((directory / name).stat().st_size for name in files)
-    return SavedModel(directory, checksums, full, size, notes)
+    return SavedModel(directory, checksums, full, size, notes,
+                      extra_digests={MANIFEST: sha256_file(directory / MANIFEST)})
 
 
 def save_onnx(source: str | Path, directory: str | Path, *, manifest: dict[str, Any]) -> SavedModel:
@@ -118,7 +148,8 @@ def save_onnx(source: str | Path, directory: str | Path, *, manifest: dict[str, 
     checksums = {ONNX_FILE: sha256_file(directory / ONNX_FILE)}
     full = {**manifest, "framework": "onnx", "files": checksums}
     (directory / MANIFEST).write_text(json.dumps(full, indent=2, default=str))
-    return SavedModel(directory, checksums, full, (directory / ONNX_FILE).stat().st_size)
+    return SavedModel(directory, checksums, full, (directory / ONNX_FILE).stat().st_size,
+                      extra_digests={MANIFEST: sha256_file(directory / MANIFEST)})
 
 
 def _qualname(obj: Any) -> str:
@@ -179,40 +210,143 @@ def verify(directory: str | Path, expected: dict[str, str]) -> None:
 
 
 def read_manifest(directory: str | Path) -> dict[str, Any]:
-    return json.loads((Path(directory) / MANIFEST).read_text())
+    """``manifest.json`` of a saved model (``{}`` when absent or not a JSON object)."""
+    path = Path(directory) / MANIFEST
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
-def load_model(directory: str | Path, expected: dict[str, str], *, into: Any = None) -> Any:
-    """Load a saved model after checking its files against ``expected`` checksums.
+def recorded_framework(expected: dict[str, str], framework: str | None = None) -> str:
+    """The loader to use: the recorded ``framework`` when given, else the one the recorded file
+    names imply (``model.onnx``, ``model.skops`` or ``model.safetensors``).
+
+    Raises
+    ------
+    TrustError
+        No framework is recorded and the file names do not settle it, or the recorded
+        framework's file has no recorded digest.
+    """
+    from .trust import TrustError
+
+    if framework is None:
+        implied = [fw for fw, name in FRAMEWORK_FILES.items() if name in expected]
+        if len(implied) != 1:
+            raise TrustError("the record does not say which framework saved this model "
+                             f"(files: {', '.join(sorted(expected)) or 'none'}); refusing to "
+                             "load it")
+        framework = implied[0]
+    if framework not in FRAMEWORK_FILES:
+        raise TrustError(f"the record names framework {framework[:40]!r}, which has no "
+                         "loader; refusing to load it")
+    needed = FRAMEWORK_FILES[framework]
+    if needed not in expected:
+        raise TrustError(f"the record has no digest for {needed}, the file a {framework} "
+                         "model loads from; refusing to load it")
+    return framework
+
+
+def check_files(directory: str | Path, expected: dict[str, str], *, framework: str | None = None,
+                run_id: str | None = None, settings: Settings | None = None
+                ) -> tuple[str, dict[str, Any]]:
+    """Everything loading checks before reading a model file: the digests, the recorded
+    framework against a covered manifest, the run the manifest was written for, the signature.
+
+    Parameters
+    ----------
+    directory : path
+        The model folder.
+    expected : dict
+        File name to SHA-256, as recorded.
+    framework : str, optional
+        The recorded framework (the run's tag); inferred from ``expected`` when absent.
+    run_id : str, optional
+        The run the version belongs to; a covered manifest written for another run is refused.
+    settings : Settings, optional
+        The signature policy (trusted keys, ``require_signed``).
+
+    Returns
+    -------
+    (framework, manifest)
+        The loader to use and the manifest (``{}`` when there is none).
+
+    Raises
+    ------
+    ChecksumError
+        A file is missing or changed; :class:`~.trust.TrustError` for the other refusals.
+    """
+    from .signing import check_signature
+    from .trust import TrustError
+
+    directory = Path(directory)
+    framework = recorded_framework(expected, framework)
+    verify(directory, expected)
+    check_signature(directory, expected, settings)
+    manifest = read_manifest(directory)
+    if MANIFEST in expected:
+        said = manifest.get("framework")
+        if said != framework:
+            raise TrustError(f"manifest.json says framework {str(said)[:40]!r} but the record "
+                             f"says {framework!r}; refusing to load it")
+        if run_id and manifest.get("run_id") not in (None, run_id):
+            raise TrustError(f"manifest.json was written for run {str(manifest['run_id'])[:40]} "
+                             f"(this version's run is {run_id}); refusing to load it")
+        listed = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
+        for name, digest in listed.items():
+            if name in expected and expected[name] != digest:
+                raise TrustError(f"manifest.json lists another digest for {name} than the "
+                                 "record; refusing to load it")
+    return framework, manifest
+
+
+def load_model(directory: str | Path, expected: dict[str, str], *, into: Any = None,
+               framework: str | None = None, run_id: str | None = None,
+               settings: Settings | None = None) -> Any:
+    """Load a saved model after checking its files against the recorded ``expected`` digests.
+
+    Nothing read from the folder decides what code runs (see the module docstring).
 
     Parameters
     ----------
     directory : path
         Folder written by :func:`save_model`.
     expected : dict
-        File name to SHA-256, as recorded in the tracking store when the model was saved.
+        File name to SHA-256, as recorded in the tracking store when the model was saved
+        (``manifest.json`` included for versions recorded since it was covered).
     into : torch.nn.Module, optional
         Load the saved weights into this module (same architecture) instead of returning the
         exported program.
+    framework : str, optional
+        The recorded framework (``aimodel.framework``); inferred from ``expected`` otherwise.
+    run_id : str, optional
+        The version's run, checked against the manifest.
+    settings : Settings, optional
+        Trusted skops types and the signature policy.
 
     Returns
     -------
     A scikit-learn estimator, ``into`` with the weights loaded, the exported program's module, or
     for an ONNX file an :class:`~aimodel_kernel.engine.store.onnx_model.OnnxModel` (onnxruntime).
+
+    Raises
+    ------
+    ChecksumError
+        A file was changed or is missing; its subclass :class:`~.trust.TrustError` when the
+        content is refused (untrusted type, pickle in a program, bad signature ...).
     """
     directory = Path(directory)
-    verify(directory, expected)
-    manifest = read_manifest(directory)
-    if manifest["framework"] == "onnx":
+    framework, manifest = check_files(directory, expected, framework=framework, run_id=run_id,
+                                      settings=settings)
+    if framework == "onnx":
         from .onnx_model import load_onnx
 
         return load_onnx(directory / ONNX_FILE, manifest)
-    if manifest["framework"] == "sklearn":
-        sio = require("skops.io", package="skops", purpose="loading scikit-learn models")
-        path = directory / SKOPS_FILE
-        return sio.load(path, trusted=sio.get_untrusted_types(file=path))
-    import torch
+    if framework == "sklearn":
+        from .trust import load_skops
 
+        return load_skops(directory / SKOPS_FILE, settings)
     if into is not None:
         from safetensors.torch import load_file
 
@@ -223,4 +357,6 @@ def load_model(directory: str | Path, expected: dict[str, str], *, into: Any = N
             "this version has weights but no exported program (torch.export failed when it was "
             "saved); load the weights into an instance of its class with into=model"
         )
-    return torch.export.load(str(directory / PROGRAM_FILE)).module()
+    from .torch_program import load_program
+
+    return load_program(directory / PROGRAM_FILE)

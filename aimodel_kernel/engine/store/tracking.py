@@ -3,6 +3,14 @@
 The default store is ``.aimodel/`` beside the notebook: ``mlflow.db`` (SQLite tracking and
 registry) and ``artifacts/`` (the experiment's explicit artifact location, so nothing lands in
 ``./mlruns``). ``MLFLOW_TRACKING_URI`` or :class:`~aimodel_kernel.config.Settings` point elsewhere.
+
+A SQLite store is created from a migrated template under a lock (:mod:`.creation`), runs in WAL
+mode (connections wait for another process's write: MLflow's sessions 20 s, every other one
+30 s), and is rebased when its folder was copied or moved. Settings
+whose ``create_store`` attribute is false (the server extension's) never create, rebase or
+convert a store and read only files inside its ``artifacts/`` folder. At most
+:data:`MAX_OPEN_STORES` stores are kept open per process; the least recently used one is closed
+(its SQLAlchemy engines disposed) when another opens.
 """
 
 from __future__ import annotations
@@ -11,7 +19,9 @@ import json
 import logging
 import re
 import tempfile
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -22,11 +32,29 @@ from ...config import Settings
 from ...config import settings as default_settings
 from ..core.errors import NotFoundError
 from ..core.model_names import check_model_name
+from . import creation
 from .artifacts import MODEL_DIR, RunFiles
 
 TAG = "aimodel."
 _MAX_PARAM = 6000
 _MAX_TAG = 8000
+MAX_OPEN_STORES = 8
+"""Stores kept open per process (each holds SQLAlchemy engines, connections and caches)."""
+_SQLITE = "sqlite:///"
+
+
+def creates_store(settings: Settings) -> bool:
+    """Whether a store opened with ``settings`` may be created (and rebased, and switched to
+    WAL mode): false for settings with ``create_store = False`` (the server extension's)."""
+    return bool(getattr(settings, "create_store", True))
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI (``None`` for other stores or memory)."""
+    if not uri.startswith(_SQLITE):
+        return None
+    rest = uri[len(_SQLITE):].split("?", 1)[0]
+    return Path(rest) if rest and rest != ":memory:" else None
 
 
 @dataclass
@@ -74,18 +102,71 @@ class Store:
         self.settings = settings or default_settings
         self.home = self.settings.resolved_home()
         self.uri = self.settings.resolved_tracking_uri()
+        self._open_lock = threading.Lock()
+        self._client: Any = None
+        path = sqlite_path(self.uri)
+        self._db = path.resolve() if path is not None else None
 
     # -- connection -------------------------------------------------------------------------
-    @cached_property
+    @property
+    def creates(self) -> bool:
+        """Whether this store may be created, rebased or converted when opened."""
+        return creates_store(self.settings)
+
+    @property
+    def db_path(self) -> Path | None:
+        """The SQLite database file, or ``None`` for a tracking server."""
+        return self._db
+
+    @property
     def client(self):
+        """The ``MlflowClient``, opened on first use (creating a missing SQLite store).
+
+        Raises
+        ------
+        NotFoundError
+            The store does not exist and these settings never create one, or the file is not
+            an MLflow store.
+        """
+        client = self._client
+        if client is not None:
+            return client
+        with self._open_lock:
+            opened = self._client is None
+            if opened:
+                self._client = self._open()
+            client = self._client
+        if opened:
+            _keep(self)  # a store closed by the cache and used again counts as open again
+        return client
+
+    def _open(self):
         from mlflow import MlflowClient
 
-        for name in ("mlflow", "alembic"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-
-        if self.settings.uses_embedded_store():
-            self.home.mkdir(parents=True, exist_ok=True)
+        _quiet()
+        db = self.db_path
+        if db is not None:
+            root = self.local_artifact_root()
+            if self.creates:
+                rebased = creation.prepare(db, key=template_key(), migrate=_migrate,
+                                           artifact_root=root or db.parent / creation.ARTIFACTS)
+                if rebased:
+                    _forget_artifact_repos()
+            elif not db.is_file() or not creation.is_mlflow_db(db):
+                what = "no store" if not db.is_file() else "no MLflow store"
+                raise NotFoundError(f"{what} at {db} (reading creates none)")
+            _tune_sqlite(db, sqlite_path(self.uri))
         return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    def close(self) -> None:
+        """Dispose this store's SQLAlchemy engines (closing its connections and file handles)
+        and drop MLflow's cached store objects; the next use opens it again."""
+        with self._open_lock:
+            client, self._client = self._client, None
+            self.__dict__.pop("experiment_id", None)
+            self.__dict__.pop("_locations", None)
+        if client is not None:
+            _release(self.uri)
 
     @cached_property
     def experiment_id(self) -> str:
@@ -93,21 +174,71 @@ class Store:
         exp = self.client.get_experiment_by_name(name)
         if exp is not None:
             return exp.experiment_id
+        if not self.creates:
+            raise NotFoundError(f"no experiment {name!r} in the store at {self.uri}")
         artifacts = self.local_artifact_root()
         location = None
         if artifacts is not None:
             artifacts.mkdir(parents=True, exist_ok=True)
             location = artifacts.as_uri()
-        return self.client.create_experiment(name, artifact_location=location)
+        try:
+            return self.client.create_experiment(name, artifact_location=location)
+        except Exception as exc:  # another process created it first
+            exp = self.client.get_experiment_by_name(name) if _already_exists(exc) else None
+            if exp is None:
+                raise
+            return exp.experiment_id
 
     def local_artifact_root(self) -> Path | None:
         """Where artifacts go for a SQLite store: ``artifacts/`` beside the database file (so
         nothing lands in ``./mlruns``). ``None`` for a tracking server, which decides itself."""
         if self.settings.uses_embedded_store():
             return self.home / "artifacts"
-        if self.uri.startswith("sqlite:///"):
-            return Path(self.uri[len("sqlite:///"):]).resolve().parent / "artifacts"
+        db = self.db_path
+        if db is not None:
+            return db.parent / "artifacts"
         return None
+
+    def local_run_dir(self, run_id: str, artifact_uri: str | None = None) -> Path | None:
+        """The local folder of a run's artifacts, under this store's ``artifacts/`` folder.
+
+        MLflow records absolute locations, so a store whose folder was copied or moved still
+        names the original's files; a run recorded under another ``.../artifacts`` root is read
+        from the same place under the current one instead (never from the original).
+        ``None`` when the artifacts are not local files (a tracking server's).
+        """
+        if artifact_uri is None:
+            artifact_uri = self.run(run_id).info.artifact_uri
+        recorded = creation.local_path(artifact_uri) if artifact_uri.startswith("file:") else None
+        root = self.local_artifact_root()
+        if recorded is None or root is None:
+            return recorded
+        if recorded == root or root in recorded.parents:
+            return recorded
+        for old in self._moved_roots():
+            if recorded == old or old in recorded.parents:
+                return root / recorded.relative_to(old)
+        return recorded
+
+    def _moved_roots(self) -> list[Path]:
+        cached = self.__dict__.get("_locations")
+        if cached is None:
+            db, root = self.db_path, self.local_artifact_root()
+            uris = creation.moved_roots(db, root.as_uri()) if db and root and db.is_file() else []
+            cached = self.__dict__["_locations"] = [p for u in uris
+                                                     if (p := creation.local_path(u))]
+        return cached
+
+    def readable(self, path: Path) -> bool:
+        """Whether ``path`` (a run's artifact) exists and may be read: for a store that never
+        creates (the server's), only files that resolve inside its ``artifacts/`` folder."""
+        if not path.exists():
+            return False
+        root = self.local_artifact_root()
+        if self.creates or root is None:
+            return True
+        real, top = path.resolve(), root.resolve()
+        return real == top or top in real.parents
 
     # -- runs -------------------------------------------------------------------------------
     def start_run(
@@ -181,12 +312,20 @@ class Store:
         self.client.log_artifacts(run_id, str(local_dir), path)
 
     def download(self, run_id: str, path: str) -> Path:
-        """A local path for artifact ``path`` of a run (no copy for the embedded store)."""
-        uri = self.client.get_run(run_id).info.artifact_uri
-        if uri.startswith("file://"):
-            local = Path(uri[len("file://") :]) / path
-            if local.exists():
+        """A local path for artifact ``path`` of a run (no copy for a local store, whose files
+        are read under its current ``artifacts/`` folder, see :meth:`local_run_dir`).
+
+        Raises
+        ------
+        NotFoundError
+            A local store's run has no such artifact.
+        """
+        folder = self.local_run_dir(run_id)
+        if folder is not None:
+            local = folder / path
+            if self.readable(local):
                 return local
+            raise NotFoundError(f"run {run_id} has no artifact {path!r} in {folder}")
         dest = Path(tempfile.mkdtemp(prefix="aimodel-"))
         return Path(self.client.download_artifacts(run_id, path, str(dest)))
 
@@ -224,7 +363,11 @@ class Store:
         except Exception as exc:
             if type(exc).__name__ not in exc_names:
                 raise
-            self.client.create_registered_model(name)
+            try:
+                self.client.create_registered_model(name)
+            except Exception as again:  # another process registered the name first
+                if not _already_exists(again):
+                    raise
         source = f"{self.client.get_run(run_id).info.artifact_uri}/{MODEL_DIR}"
         mv = self.client.create_model_version(
             name, source=source, run_id=run_id, description=description,
@@ -281,9 +424,6 @@ def _metric_key(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9_\-. /]", "_", key)
 
 
-_stores: dict[tuple[str, str], Store] = {}
-
-
 def log_result_artifact(result: Any, name: str, data: bytes, *, store: Store | None = None
                         ) -> bool:
     """Add ``data`` as ``<result.artifact_dir>/<name>`` (e.g. ``evaluation/plots.png``) to the
@@ -310,9 +450,188 @@ def store_for(uri: str | None, store: Store | None = None) -> Store:
 
 
 def get_store(settings: Settings | None = None) -> Store:
-    """The :class:`Store` for the current settings, cached per (home, tracking URI)."""
+    """The :class:`Store` for the current settings, cached per (home, tracking URI, creates).
+
+    At most :data:`MAX_OPEN_STORES` are kept: opening another closes the least recently used
+    (:meth:`Store.close`), so a process reading many folders (the server extension) does not
+    keep every one's engines, connections and file handles.
+    """
     s = settings or default_settings
-    key = (str(s.resolved_home()), s.resolved_tracking_uri())
-    if key not in _stores:
-        _stores[key] = Store(s)
-    return _stores[key]
+    with _stores_lock:
+        store = _stores.get(_key(s)) or Store(s)
+    return _keep(store)
+
+
+def _key(settings: Settings) -> tuple[str, str, bool]:
+    return (str(settings.resolved_home()), settings.resolved_tracking_uri(),
+            creates_store(settings))
+
+
+def _keep(store: Store) -> Store:
+    """Make ``store`` (or the one already kept for its key) the most recently used, and close
+    the least recently used beyond :data:`MAX_OPEN_STORES` (unless a kept store shares its
+    database). Closing happens outside the cache's lock (a store's own lock is taken)."""
+    key = (str(store.home), store.uri, store.creates)
+    with _stores_lock:
+        kept = _stores.setdefault(key, store)
+        _stores.move_to_end(key)
+        evicted = [_stores.popitem(last=False)[1] for _ in range(len(_stores) - MAX_OPEN_STORES)]
+        uris = {other.uri for other in _stores.values()}
+    for old in evicted:
+        if old.uri not in uris:
+            old.close()
+    return kept
+
+
+class _StoreCache(OrderedDict):
+    """The open stores, least recently used first; ``clear()`` closes them."""
+
+    def clear(self) -> None:
+        with _stores_lock:
+            stores = list(self.values())
+            super().clear()
+        for store in stores:
+            store.close()
+
+
+_stores_lock = threading.RLock()
+_stores: _StoreCache = _StoreCache()
+
+
+# -- MLflow and SQLite specifics ------------------------------------------------------------------
+_template_key: list[str] = []
+
+
+def template_key() -> str:
+    """Names the migrated template: MLflow's version and a digest of its migration files."""
+    if not _template_key:
+        import hashlib
+
+        import mlflow
+
+        versions = Path(mlflow.__file__).parent / "store" / "db_migrations" / "versions"
+        names = sorted(p.name for p in versions.glob("*.py")) if versions.is_dir() else []
+        digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:12]
+        _template_key.append(f"{mlflow.__version__}-{digest}")
+    return _template_key[0]
+
+
+def _quiet() -> None:
+    """MLflow and alembic log every migration at INFO level: keep that out of the notebook."""
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _migrate(path: Path) -> None:
+    """Create a fully migrated MLflow database at ``path`` (MLflow's own migrations)."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    _quiet()
+
+    uri = f"{_SQLITE}{path}"
+    store = SqlAlchemyStore(uri, str(path.parent / "artifacts"))
+    store.engine.dispose()
+    getattr(SqlAlchemyStore, "_engine_map", {}).pop(uri, None)
+
+
+_tuned: set[str] = set()
+_tune_lock = threading.Lock()
+
+
+def _tune_sqlite(*paths: Path | None) -> None:
+    """Every SQLAlchemy connection to the database at ``paths`` (as resolved and as written)
+    gets the busy timeout, and ``synchronous=NORMAL`` in WAL mode (safe there: a power cut
+    loses at most the last commits, never the file)."""
+    with _tune_lock:
+        first = not _tuned
+        _tuned.update(str(p) for p in paths if p is not None)
+    if first:
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        event.listen(Engine, "connect", _on_connect)
+
+
+def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    import sqlite3
+
+    if not _tuned or not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    cursor = dbapi_connection.cursor()
+    try:
+        files = {row[2] for row in cursor.execute("PRAGMA database_list") if row[1] == "main"}
+        if files & _tuned:
+            cursor.execute(f"PRAGMA busy_timeout = {creation.BUSY_TIMEOUT_MS}")
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
+
+
+def _release(uri: str) -> None:
+    """Dispose MLflow's engines for ``uri`` and clear its store caches (private attributes,
+    looked up defensively: with another MLflow the store is merely kept open, not broken)."""
+    try:
+        import mlflow.store.model_registry.sqlalchemy_store as registry_store
+        import mlflow.store.tracking.sqlalchemy_store as tracking_store
+        import mlflow.tracking._model_registry.registry as registry_registry
+        import mlflow.tracking._tracking_service.registry as tracking_registry
+    except ImportError:  # pragma: no cover - another MLflow layout
+        return
+    for cls in (tracking_store.SqlAlchemyStore, registry_store.SqlAlchemyStore):
+        engine = getattr(cls, "_engine_map", {}).pop(uri, None)
+        if engine is not None:
+            engine.dispose()
+    for registry in (getattr(tracking_registry, "TrackingStoreRegistry", None),
+                     getattr(registry_registry, "ModelRegistryStoreRegistry", None)):
+        cached = getattr(registry, "_get_store_with_resolved_uri", None)
+        if hasattr(cached, "cache_clear"):
+            cached.cache_clear()
+
+
+def _forget_artifact_repos() -> None:
+    """MLflow keeps each run's artifact repository in a process-wide cache: after a rebase the
+    cached ones still name the old folder."""
+    try:
+        from mlflow.tracking._tracking_service import utils
+    except ImportError:  # pragma: no cover - another MLflow layout
+        return
+    cache = getattr(utils, "_artifact_repos_cache", None)
+    if hasattr(cache, "clear"):
+        cache.clear()
+
+
+def _already_exists(exc: Exception) -> bool:
+    return getattr(exc, "error_code", "") == "RESOURCE_ALREADY_EXISTS"
+
+
+def import_mlflow(part: str) -> None:
+    """Import MLflow (``"mlflow"``), its SQL tracking store (``"tracking"``) or its registry
+    store (``"registry"``): the warm-up's first steps (:mod:`.warmup`), one part at a time."""
+    if part == "mlflow":
+        import mlflow
+    elif part == "tracking":
+        import mlflow.store.tracking.sqlalchemy_store
+    elif part == "registry":
+        import mlflow.store.model_registry.sqlalchemy_store  # noqa: F401
+    else:
+        raise ValueError(f"unknown part {part!r}")
+
+
+def prepare_template() -> None:
+    """Build the migrated template if this machine has none for this MLflow (for the warm-up
+    after ``%load_ext``, :mod:`.warmup`): the first store created here then needs no
+    migration either."""
+    creation.template(template_key(), _migrate)
+
+
+def open_existing(settings: Settings | None = None) -> Store | None:
+    """Open the current settings' store if it already exists (never creating one), with its
+    tracking and registry stores, as a first ``%train`` would; ``None`` when there is none."""
+    store = get_store(settings)
+    db = store.db_path
+    if db is None or not db.is_file():
+        return None
+    store.client.get_experiment_by_name(store.settings.experiment)
+    store.client.search_registered_models(max_results=1)
+    return store

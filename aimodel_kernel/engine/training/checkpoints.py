@@ -1,11 +1,18 @@
-"""Per-epoch training checkpoints (model, optimizer, RNG) in safetensors + JSON, written off-thread.
+"""Per-epoch training checkpoints (model, optimizer, RNG) in one safetensors file, written
+off-thread.
 
-A checkpoint folder ``<home>/checkpoints/<run_id>/`` holds ``state.safetensors`` (every tensor)
-and ``state.json`` (epoch, history, early-stopping state and the optimizer's non-tensor parts).
+A checkpoint folder ``<home>/checkpoints/<run_id>/`` holds ``state.safetensors``: every tensor,
+and in the file's own metadata (``__metadata__["aimodel"]``, JSON) the epoch, the history, the
+early-stopping state and the optimizer's non-tensor parts. One file, written beside its final
+name, flushed to disk and renamed into place, so a crash at any moment leaves either the
+previous checkpoint or the new one, never one epoch's metadata with another's weights (the
+earlier format, two files renamed one after the other, could). Checkpoints of that format
+(``state.json`` beside the tensors) are still read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -17,7 +24,19 @@ from typing import Any
 from ..core.errors import InputError
 
 TENSORS = "state.safetensors"
-META = "state.json"
+META = "state.json"  # the earlier format's metadata file (read, never written)
+_META_KEY = "aimodel"
+FORMAT = 2
+
+
+def checkpoint_root(home: Path) -> Path:
+    """Where a store at ``home`` keeps its runs' checkpoint folders (one per run id)."""
+    return Path(home) / "checkpoints"
+
+
+def has_checkpoint(directory: Path) -> bool:
+    """Whether ``directory`` holds a checkpoint :func:`read` can continue from."""
+    return (Path(directory) / TENSORS).is_file()
 
 
 @dataclass
@@ -148,7 +167,12 @@ def _unflatten(obj: Any, tensors: dict[str, Any]) -> Any:
 
 
 def write(directory: Path, state: TrainState) -> None:
-    """Write ``state`` atomically (temporary files renamed into place)."""
+    """Write ``state`` as ``directory/state.safetensors`` atomically.
+
+    The tensors and the JSON metadata go into one temporary file, which is flushed to disk and
+    renamed over the previous checkpoint (and the folder entry flushed too): a reader, or a
+    process started after a crash, sees the previous checkpoint or this one, whole.
+    """
     from safetensors.torch import save_file
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -158,23 +182,65 @@ def write(directory: Path, state: TrainState) -> None:
         "optimizer": _flatten("optimizer", state.optimizer, tensors),
         "rng": _flatten("rng", state.rng, tensors),
     }
-    tmp_tensors = directory / (TENSORS + ".tmp")
-    save_file(tensors, str(tmp_tensors))
-    tmp_meta = directory / (META + ".tmp")
-    tmp_meta.write_text(json.dumps({"epoch": state.epoch, "structure": structure,
-                                    "meta": state.meta}, default=str))
-    os.replace(tmp_tensors, directory / TENSORS)
-    os.replace(tmp_meta, directory / META)
+    doc = json.dumps({"format": FORMAT, "epoch": state.epoch, "structure": structure,
+                      "meta": state.meta}, default=str)
+    tmp = directory / f".{TENSORS}.{os.getpid()}.{threading.get_ident()}.tmp"
+    for stale in directory.glob(f".{TENSORS}.*.tmp"):  # left by a writer that was killed
+        if stale != tmp:
+            stale.unlink(missing_ok=True)
+    try:
+        save_file(tensors, str(tmp), metadata={_META_KEY: doc})
+        _fsync(tmp)
+        os.replace(tmp, directory / TENSORS)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync(directory)
+    (directory / META).unlink(missing_ok=True)  # an earlier format's metadata: not ours now
+
+
+def write_tensors(path: Path, tensors: dict[str, Any]) -> None:
+    """Write plain ``tensors`` (e.g. a run's initial weights) to ``path`` atomically."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        save_file(tensors, str(tmp))
+        _fsync(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file (or a folder's entries) to disk; a no-op where the OS does not allow it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read(directory: Path) -> TrainState:
-    """Read a checkpoint written by :func:`write`."""
-    from safetensors.torch import load_file
+    """Read a checkpoint written by :func:`write` (or by the earlier two-file format)."""
+    from safetensors import safe_open
 
-    if not (directory / META).exists():
+    path = directory / TENSORS
+    if not path.is_file():
         raise InputError(f"no checkpoint in {directory}; nothing to resume")
-    doc = json.loads((directory / META).read_text())
-    tensors = load_file(str(directory / TENSORS))
+    with safe_open(str(path), framework="pt") as f:
+        embedded = (f.metadata() or {}).get(_META_KEY)
+        tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (not a dict)
+    if embedded is not None:
+        doc = json.loads(embedded)
+    elif (directory / META).is_file():
+        doc = json.loads((directory / META).read_text())
+    else:
+        raise InputError(f"no checkpoint in {directory}; nothing to resume")
     s = doc["structure"]
     optimizer = _unflatten(s["optimizer"], tensors)
     optimizer["state"] = {int(k): v for k, v in optimizer.get("state", {}).items()}

@@ -17,14 +17,16 @@ from ...config import Settings
 from ..core.data import allows_nan, check_data, fingerprint, infer_task
 from ..core.errors import InputError
 from ..core.events import EventCallback, RunStarted, StopFlag, TrainingEnd, ignore_event
+from ..core.inputs import check_model_input
 from ..core.links import ModelLink, remember
 from ..core.options import TrainConfig
 from ..store import records
+from ..store.owners import mark_dead_runs, owner_tags
 from ..store.recorder import Recording
 from ..store.serialize import framework_of
 from ..store.tracking import TAG, get_store
 from .jobs import job_for
-from .record import complete_run
+from .record import TrainingDiverged, complete_run, divergence_message
 from .result import TrainResult
 from .split import split_indices
 
@@ -46,6 +48,7 @@ def train(
     names: tuple[str, str] = ("X", "y"),
     parent: str | None = None,
     tags: dict[str, str] | None = None,
+    register: bool = True,
 ) -> TrainResult | ExportReport:
     """Train ``model`` in place on ``X``, ``y`` and record the run (and a version) in MLflow.
 
@@ -73,6 +76,9 @@ def train(
         ``NAME/VERSION`` this model derives from (fine-tuning, reproduction, mitigation ...).
     tags : dict, optional
         Extra run tags.
+    register : bool
+        Register the trained model as a version of ``config.name`` (default). ``False``
+        records the run under that name but registers nothing (``%reproduce`` compares first).
 
     Returns
     -------
@@ -84,6 +90,17 @@ def train(
     ------
     InputError
         Anything wrong with the model, data or options; nothing is recorded then.
+    TrainingDiverged
+        An :class:`InputError`: the loss or the weights stopped being finite (a learning rate
+        too high, most often). The run is kept, FAILED, with its loss history and the tag
+        ``aimodel.diverged``; no version is registered, and the module holds the weights it
+        started from.
+
+    Notes
+    -----
+    Before training, RUNNING runs of the store whose owning process on this machine has died
+    are marked KILLED
+    (:func:`~aimodel_kernel.engine.store.owners.mark_dead_runs`), so ``--resume`` finds them.
     """
     config = config or TrainConfig()
     config.validate()
@@ -94,6 +111,8 @@ def train(
     data = check_data(
         X, y, numeric=framework == "torch", allow_nan=allow_nan, x_name=names[0], y_name=names[1]
     )
+    if framework == "sklearn":  # PyTorch models get their trial forward pass in prepare()
+        check_model_input(model, data, x_name=names[0], fitting=True)
     task = infer_task(data.y, config.task)
     fp = fingerprint(data)
     if task.is_classification:
@@ -109,7 +128,11 @@ def train(
             raise InputError("give either --val (a fraction) or --val-data, not both")
         val = check_data(*val_data, numeric=framework == "torch", allow_nan=allow_nan,
                          x_name="validation X", y_name="validation y")
+        if framework == "sklearn":
+            check_model_input(model, val, x_name="validation X", fitting=True)
     store = get_store(settings)
+    if config.resume:  # a run whose kernel died while training is KILLED now: resumable
+        mark_dead_runs(store)
     resume_run = job.find_resume_run(model, config, fp, store) if config.resume else None
     if resume_run is not None:
         seed = int(resume_run.data.tags[f"{TAG}seed"])
@@ -118,8 +141,13 @@ def train(
     train_idx, val_idx = split_indices(data, task, config.val, seed)
     plan = job.prepare(model, data, val, task, config, seed, train_idx, val_idx, store,
                        resume_run)
+    if not config.resume and not config.export_script:  # after every check: bad input
+        mark_dead_runs(store)                            # changes nothing
 
     if plan.resume_run_id:
+        # this process owns it from now on: recorded before it is RUNNING again, so no other
+        # kernel mistakes the resumed run for the dead one
+        store.set_tags(plan.resume_run_id, owner_tags())
         recording = Recording.reopen(store, plan.resume_run_id)
     else:
         params = {
@@ -138,7 +166,7 @@ def train(
                                 fingerprint=fp, source=source, task=task, seed=seed,
                                 parent=parent)
         recording = Recording.start(store, run_name=config.name or type(model).__name__,
-                                    params=params, tags=run_tags)
+                                    params=params, tags={**run_tags, **owner_tags()})
     run_id = recording.run_id
     started = time.perf_counter()
     try:
@@ -154,6 +182,8 @@ def train(
         raise
     if not getattr(outcome, "records", True):  # a worker node of a multi-node run: the node
         recording.discard()                    # with global rank 0 records it (nodes.py)
+        if outcome.status == "diverged":
+            raise TrainingDiverged(divergence_message(outcome, config))
         result = TrainResult.of(model, outcome, run_id="", tracking_uri=store.uri, config=config,
                                 framework=framework, task=task, seed=seed, fingerprint=fp,
                                 parent=parent, seconds=time.perf_counter() - started, name=None)
@@ -161,7 +191,7 @@ def train(
         return result
     result = complete_run(recording, model, plan, config, outcome, framework=framework,
                           task=task, seed=seed, fingerprint=fp, parent=parent,
-                          seconds=time.perf_counter() - started)
+                          seconds=time.perf_counter() - started, register=register)
     on_event(TrainingEnd(result.status, result.epochs_completed, result.resume_hint or ""))
     remember(model, ModelLink(run_id, store.uri, task, framework, result.name, result.version,
                               tuple(data.feature_names) if data.feature_names else None))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,9 @@ class SklearnPlan:
     batches_per_epoch: int = 1
     start_epoch: int = 0
     example_input: Any = None
+    notes: list[str] = field(default_factory=list)
+    seeded: list[str] = field(default_factory=list)
+    """The ``random_state`` parameters (of ``params``) that get the run's seed."""
 
     def extra_files(self, run_id: str) -> dict[str, Any]:
         return {}
@@ -62,6 +66,52 @@ def prepare(model: Any, data: Data, val: Data | None, task: TaskInfo, config: Tr
         raise InputError("a scikit-learn estimator needs arrays or a DataFrame, not a Dataset")
     if config.deterministic and config.seed is None:
         raise InputError("--deterministic needs --seed N for a scikit-learn estimator")
+    params = planned_params(model, config, seed)
+    train = rows(data, train_idx)
+    validation = rows(data, val_idx) if val_idx is not None else None
+    if val is not None:
+        validation = (val.X, val.y)
+    shape = list(getattr(data.X, "shape", [data.n_samples]))
+    plan = SklearnPlan(train, validation, params, data.feature_names,
+                       {"shape": [None, *shape[1:]], "columns": data.feature_names})
+    states = _random_states(model)
+    plan.seeded = [k for k in states if k in params]
+    if plan.seeded:
+        plan.notes.append(f"{', '.join(plan.seeded)} set to the run's seed {seed} (it was None), "
+                          "so the fit can be repeated")
+    kept = {k: v for k, v in states.items() if v is not None}
+    if config.seed is not None and kept:
+        own = ", ".join(f"{k}={_shown(v)}" for k, v in kept.items())
+        plan.notes.append(f"kept the estimator's own {own}; --seed {seed} seeds the split and "
+                          "every random_state left None")
+    return plan
+
+
+def planned_params(model: Any, config: TrainConfig, seed: int) -> dict[str, Any]:
+    """The parameters training sets on ``model`` before fitting it.
+
+    Parameters
+    ----------
+    model : scikit-learn estimator
+    config : TrainConfig
+        ``class_weight`` is applied to every ``class_weight`` parameter (nested ones too).
+    seed : int
+        The run's seed (``--seed``, or the one drawn and recorded): applied to every
+        ``random_state`` parameter that is ``None``, so that the fit can be repeated. An
+        explicit integer or ``RandomState`` of the user's is never replaced; a seed an earlier
+        training of the same object applied counts as ``None`` (so each run draws its own).
+
+    Returns
+    -------
+    dict
+        ``get_params(deep=True)`` keys to the values set; the run's ``model.*`` parameters
+        record them (:func:`~aimodel_kernel.engine.store.records.model_params`).
+
+    Raises
+    ------
+    InputError
+        ``--class-weight`` for an estimator without a ``class_weight`` parameter.
+    """
     available = model.get_params(deep=True) if hasattr(model, "get_params") else {}
     params: dict[str, Any] = {}
     if config.class_weight:
@@ -72,15 +122,50 @@ def prepare(model: Any, data: Data, val: Data | None, task: TaskInfo, config: Tr
                 "or resample the data"
             )
         params.update(dict.fromkeys(keys, config.class_weight))
-    if config.seed is not None:
-        params.update({k: seed for k in available if k.split("__")[-1] == "random_state"})
-    train = rows(data, train_idx)
-    validation = rows(data, val_idx) if val_idx is not None else None
-    if val is not None:
-        validation = (val.X, val.y)
-    shape = list(getattr(data.X, "shape", [data.n_samples]))
-    return SklearnPlan(train, validation, params, data.feature_names,
-                       {"shape": [None, *shape[1:]], "columns": data.feature_names})
+    params.update({k: seed for k, v in _random_states(model).items() if v is None})
+    return params
+
+
+_SEEDED: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+"""Per estimator object trained here: the seeds training put into its ``random_state``
+parameters that were ``None``. The object keeps them (it holds the parameters it was trained
+with, and its saved version repeats the fit), yet the user left them ``None``: a later training
+of the same object seeds them again instead of keeping them as if they were the user's."""
+
+
+def _random_states(model: Any) -> dict[str, Any]:
+    """Every ``random_state`` parameter of ``model`` (nested ones as ``step__random_state``);
+    ``None`` where the user left it ``None`` and an earlier training seeded it."""
+    available = model.get_params(deep=True) if hasattr(model, "get_params") else {}
+    ours = _seeds_applied(model)
+    return {k: None if k in ours and _same_value(v, ours[k]) else v
+            for k, v in available.items() if k.split("__")[-1] == "random_state"}
+
+
+def _seeds_applied(model: Any) -> dict[str, Any]:
+    try:
+        return _SEEDED.get(model) or {}
+    except TypeError:  # not weak-referenceable or not hashable: nothing was remembered
+        return {}
+
+
+def _remember_seeds(model: Any, plan: SklearnPlan) -> None:
+    """After a successful fit: which ``random_state`` values were the run's seed."""
+    try:
+        if plan.seeded:
+            _SEEDED[model] = {k: plan.params[k] for k in plan.seeded}
+        else:
+            _SEEDED.pop(model, None)
+    except TypeError:
+        pass
+
+
+def _same_value(value: Any, seed: Any) -> bool:
+    return isinstance(value, int | np.integer) and int(value) == int(seed)
+
+
+def _shown(value: Any) -> str:
+    return str(value) if isinstance(value, int | np.integer) else type(value).__name__
 
 
 def run(model: Any, plan: SklearnPlan, config: TrainConfig, *, on_event: EventCallback,
@@ -92,6 +177,7 @@ def run(model: Any, plan: SklearnPlan, config: TrainConfig, *, on_event: EventCa
         if plan.params:
             model.set_params(**plan.params)
         model.fit(*plan.train)
+        _remember_seeds(model, plan)
     except KeyboardInterrupt:
         restore(model, before)
         return SklearnOutcome(status="interrupted", epochs_completed=0)
@@ -107,7 +193,7 @@ def run(model: Any, plan: SklearnPlan, config: TrainConfig, *, on_event: EventCa
     metrics = {"fit_seconds": seconds, f"train_{metric}": float(model.score(*plan.train))}
     if plan.val is not None:
         metrics[f"val_{metric}"] = float(model.score(*plan.val))
-    return SklearnOutcome(metrics=metrics, history=[])
+    return SklearnOutcome(metrics=metrics, history=[], notes=list(plan.notes))
 
 
 def _is_classifier(model: Any) -> bool:
@@ -116,12 +202,32 @@ def _is_classifier(model: Any) -> bool:
     return is_classifier(model) or (hasattr(model, "classes_") and np.ndim(model.classes_) == 1)
 
 
-def snapshot(model: Any) -> dict[str, Any]:
-    """A deep copy of an estimator's attributes, to restore it if fitting fails."""
-    return copy.deepcopy(model.__dict__)
+def snapshot(model: Any) -> list[tuple[Any, dict[str, Any]]]:
+    """Copies of the attributes of ``model`` and of every estimator nested in its parameters
+    (a pipeline's steps, a column transformer's transformers), to restore them in place.
+
+    A nested estimator stays the same object in the copies, so restoring puts the user's own
+    step objects back (unchanged), not copies of them.
+    """
+    owners = [model, *_nested_estimators(model)]
+    memo: dict[int, Any] = {id(owner): owner for owner in owners}
+    return [(owner, copy.deepcopy(owner.__dict__, memo)) for owner in owners]
 
 
-def restore(model: Any, state: dict[str, Any]) -> None:
-    """Put back the attributes :func:`snapshot` copied."""
-    model.__dict__.clear()
-    model.__dict__.update(state)
+def restore(model: Any, state: list[tuple[Any, dict[str, Any]]]) -> None:
+    """Put back the attributes :func:`snapshot` copied, object by object."""
+    for owner, attributes in state:
+        owner.__dict__.clear()
+        owner.__dict__.update(attributes)
+
+
+def _nested_estimators(model: Any) -> list[Any]:
+    """Estimators among ``model``'s deep parameters (each once), ``model`` excluded."""
+    if not hasattr(model, "get_params"):
+        return []
+    found: dict[int, Any] = {}
+    for value in model.get_params(deep=True).values():
+        if (hasattr(value, "get_params") and not isinstance(value, type)
+                and value is not model and hasattr(value, "__dict__")):
+            found.setdefault(id(value), value)
+    return list(found.values())

@@ -2,6 +2,7 @@
 
 The per-step path is ``zero_grad -> forward -> loss -> backward -> step`` plus a list append and
 a stop-flag check; the loss is summed once per epoch, so there is no device sync per step.
+Divergence is checked on that per-epoch sum, and on the weights once training ends.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class LoopOutcome:
     checkpoint_epoch: int | None = None
     steps: int = 0
     loop_seconds: float = 0.0
+    diverged: str | None = None  # status "diverged": "loss is NaN", "loss is infinite" ...
+    diverged_epoch: int | None = None
 
 
 def resolve_device(name: str):
@@ -263,6 +266,51 @@ def _monitor_value(config: TrainConfig, metrics: dict[str, float]) -> tuple[floa
     return metrics[key], key == "val_accuracy"
 
 
+def _epoch_loss(losses: list[Any], sizes: list[int], distributed: bool) -> tuple[float, str | None]:
+    """The epoch's mean training loss, and what is wrong when it is not finite.
+
+    The detached per-batch losses are summed once per epoch (the epoch's one device sync).
+    Under DDP the sum and the row count travel in one all-reduce, so every rank reports the
+    loss over all rows and every rank decides alike whether training diverged (a rank that
+    stopped alone would leave the others waiting in their next collective).
+    """
+    import torch
+
+    weights = torch.tensor(sizes, dtype=torch.float32, device=losses[0].device)
+    stats = torch.stack([(torch.stack(losses).float() * weights).sum(), weights.sum()])
+    if distributed:
+        import torch.distributed as dist
+
+        dist.all_reduce(stats)
+    total, rows = stats.tolist()
+    loss = total / rows
+    if math.isnan(loss):
+        return loss, "loss is NaN"
+    if math.isinf(loss):
+        return loss, "loss is infinite"
+    return loss, None
+
+
+def _state_finite(module: Any) -> bool:
+    """Whether every floating tensor of the module's state (weights and buffers) is finite.
+
+    Checked once, when training ends: a pass over every weight is not free, and a weight that
+    stops being finite makes the next epoch's loss NaN anyway. What this catches is a last
+    epoch's weights, or a buffer the loss never reads (a batch norm's running statistics).
+    Under DDP every rank holds the same state, so every rank decides alike. One norm per
+    tensor and one sync: a finite norm means every element is finite; a tensor whose norm is
+    not (a NaN, an infinity, or an overflow of huge values) is then checked element by element.
+    """
+    import torch
+
+    tensors = [t.detach() for t in module.state_dict().values() if t.is_floating_point()]
+    if not tensors:
+        return True
+    norms = torch.stack([torch.linalg.vector_norm(t).float() for t in tensors])
+    finite = torch.isfinite(norms).tolist()
+    return all(ok or bool(torch.isfinite(t).all()) for t, ok in zip(tensors, finite, strict=True))
+
+
 def _meta(out: LoopOutcome, best: Any, best_epoch: Any, waited: int) -> dict[str, Any]:
     """The loop's own state saved with a checkpoint (history and early-stopping counters)."""
     return {"history": list(out.history), "best": best, "best_epoch": best_epoch,
@@ -287,7 +335,10 @@ def run_loop(
     """Train ``model`` for epochs ``start_epoch .. config.epochs - 1``.
 
     On ``stop`` the loop ends after the current batch and restores the weights of the last
-    completed epoch. With ``early_stop`` the best epoch's weights are restored at the end.
+    completed epoch. With ``early_stop`` the best epoch's weights are restored at the end. An
+    epoch whose loss is not finite, or a state that is not finite when training ends, ends it
+    with status ``"diverged"`` (:attr:`LoopOutcome.diverged` says what); the module is left
+    as it is then, for the caller to restore.
     Batches with a ``set_epoch(epoch)`` method get it at each epoch start (a
     ``DistributedSampler``'s reshuffle); for a ``DistributedDataParallel`` model the wrapped
     module's state is what is captured, checkpointed and restored.
@@ -296,6 +347,7 @@ def run_loop(
 
     # a DistributedDataParallel wrapper trains; its module's state is what is kept and restored
     inner = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+    distributed = inner is not model
     set_epoch = getattr(train, "set_epoch", None)  # a DistributedSampler's reshuffle, seeding
     meta = resume_meta or {}
     out = LoopOutcome(history=list(meta.get("history", [])), epochs_completed=start_epoch)
@@ -333,8 +385,12 @@ def run_loop(
             if writer is not None and boundary.epoch >= start_epoch:
                 writer.submit(boundary.snapshot(_meta(out, best, best_epoch, waited)))
             break
-        weights = torch.tensor(sizes, dtype=torch.float32, device=losses[0].device)
-        metrics = {"loss": float((torch.stack(losses).float() * weights).sum() / weights.sum())}
+        epoch_loss, problem = _epoch_loss(losses, sizes, distributed)
+        if problem is not None:  # no checkpoint, no best weights, no event for this epoch
+            out.history.append({"epoch": epoch + 1, "loss": epoch_loss})
+            out.status, out.diverged, out.diverged_epoch = "diverged", problem, epoch + 1
+            break
+        metrics = {"loss": epoch_loss}
         if val is not None:
             metrics.update(evaluate_batches(model, val, loss))
         seconds = time.perf_counter() - t0
@@ -359,8 +415,13 @@ def run_loop(
             out.stopped_early = True
             break
     out.loop_seconds = time.perf_counter() - loop_start
+    if out.status == "diverged":
+        return out
     if config.early_stop is not None and best_epoch is not None:
         if best_state is not None:
             inner.load_state_dict(best_state)
         out.best_epoch = best_epoch
+    if out.status == "finished" and not _state_finite(inner):
+        out.status, out.diverged = "diverged", "weights are NaN or infinite"
+        out.diverged_epoch = out.epochs_completed
     return out

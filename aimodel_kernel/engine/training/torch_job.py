@@ -6,7 +6,6 @@ to its plan, :mod:`.jobs`); :func:`run` trains in the kernel's own process.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -91,7 +90,7 @@ def prepare(model: Any, data: Data, val: Data | None, task: TaskInfo, config: Tr
         val_batches = make_batches(data, val_idx, loss.targets, config, device)
     plan = TorchPlan(
         device=device, loss=loss, train=train, val=val_batches, generator_seed=seed,
-        checkpoint_root=store.home / "checkpoints", feature_names=data.feature_names,
+        checkpoint_root=checkpoints.checkpoint_root(store.home), feature_names=data.feature_names,
         input_spec={"shape": [None, *example.shape[1:]], "dtype": str(example.dtype)},
         example_input=example.cpu(), epochs=config.epochs, batches_per_epoch=len(train),
     )
@@ -100,19 +99,14 @@ def prepare(model: Any, data: Data, val: Data | None, task: TaskInfo, config: Tr
     return plan
 
 
-def _save_initial(model: Any, path: Path) -> None:
-    from safetensors.torch import save_file
-
-    from ..store.serialize import untie
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(untie({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}),
-              str(path))
-
-
 def run(model: Any, plan: TorchPlan, config: TrainConfig, *, on_event: EventCallback,
         stop: StopFlag, run_id: str) -> TorchOutcome:
-    """Train on the plan's device inside a forked RNG; the model returns to its own device."""
+    """Train on the plan's device inside a forked RNG; the model returns to its own device.
+
+    A training that diverges (:func:`.loop.run_loop` finds an epoch's loss, or the final
+    weights, not finite) gives the module back the weights it started from and returns the
+    status ``"diverged"``; :func:`.record.complete_run` then ends the run FAILED.
+    """
     import torch
 
     first_param = next(model.parameters())
@@ -128,7 +122,7 @@ def run(model: Any, plan: TorchPlan, config: TrainConfig, *, on_event: EventCall
                 stop_on_sigint(stop):
             torch.manual_seed(plan.generator_seed)
             if plan.resume_state is None:
-                _save_initial(model, plan.initial_weights(run_id))
+                plan.save_initial(model, run_id)
             model.to(plan.device)
             optimizer = make_optimizer(model, config)
             generator = torch.Generator().manual_seed(plan.generator_seed)
@@ -145,6 +139,8 @@ def run(model: Any, plan: TorchPlan, config: TrainConfig, *, on_event: EventCall
                 generator=generator, on_event=on_event, stop=stop, writer=writer,
                 start_epoch=plan.start_epoch, resume_meta=meta,
             )
+            if outcome.status == "diverged":  # its weights are not finite: give the start back
+                plan.restore_start(model, run_id)
     finally:
         if writer is not None:
             writer.close()
@@ -165,4 +161,5 @@ def run(model: Any, plan: TorchPlan, config: TrainConfig, *, on_event: EventCall
         epochs_completed=outcome.epochs_completed, best_epoch=outcome.best_epoch,
         stopped_early=outcome.stopped_early,
         checkpoint=str(checkpoint_dir) if checkpoint_dir else None, checkpoint_epoch=written,
+        diverged=outcome.diverged, diverged_epoch=outcome.diverged_epoch,
     )

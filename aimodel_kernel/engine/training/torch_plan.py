@@ -40,6 +40,28 @@ class TorchPlan:
         """Where the weights the run started from are kept (for reproducing it)."""
         return self.checkpoint_root / run_id / INITIAL_WEIGHTS
 
+    def save_initial(self, model: Any, run_id: str) -> None:
+        """Keep the weights ``model`` starts training from (what ``%reproduce`` retrains from).
+
+        Every placement calls it before training a fresh run: in the kernel, the module as the
+        user passed it is what one process trains and what ``--devices N`` / ``--nodes``
+        workers start from (DDP starts every rank from rank 0's copy of it).
+        """
+        from ..store.serialize import untie
+
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        checkpoints.write_tensors(self.initial_weights(run_id), untie(state))
+
+    def restore_start(self, model: Any, run_id: str) -> None:
+        """Put back into ``model`` the weights this training started from: the initial weights
+        of a fresh run, the checkpoint's for a resumed one (after a divergence)."""
+        if self.resume_state is not None:
+            model.load_state_dict(self.resume_state.model)
+            return
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(self.initial_weights(run_id))))
+
     def extra_files(self, run_id: str) -> dict[str, Path]:
         path = self.initial_weights(run_id)
         return {INITIAL_WEIGHTS: path} if path.exists() else {}
@@ -65,3 +87,5 @@ class TorchOutcome:
     checkpoint_epoch: int | None
     notes: list[str] = field(default_factory=list)
     records: bool = True  # False on a worker node of a multi-node run (rank 0's node records)
+    diverged: str | None = None  # status "diverged": what was not finite ("loss is NaN" ...)
+    diverged_epoch: int | None = None  # the 1-based epoch at whose end it was found

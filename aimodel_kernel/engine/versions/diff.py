@@ -16,6 +16,7 @@ from typing import Any
 from ...config import Settings
 from ..core.data import allows_nan
 from ..core.errors import ChecksumError, InputError, NotFoundError
+from ..core.inputs import check_model_input, first_line, one_line
 from ..core.plain import jsonable
 from ..core.prediction import predict
 from ..store.artifacts import MODEL_DIR
@@ -114,13 +115,30 @@ def _load(side: Side, settings: Settings | None) -> Any:
         raise InputError(f"{side.ref}: {exc}") from None
 
 
+def _in_terms_of(side: Side, exc: Exception) -> InputError:
+    """``exc`` as a one-line error that names the version (ours whole, a library's first
+    line)."""
+    text = one_line(str(exc)) if isinstance(exc, InputError) else first_line(exc)
+    if text.startswith(side.ref):
+        return InputError(text)
+    return InputError(f"{side.ref} cannot predict on X: {text}")
+
+
+def _check_model(model: Any, side: Side, data: Any) -> None:
+    """The loaded version against the rows, before it predicts (one-line errors)."""
+    try:
+        check_model_input(model, data, name=side.ref, x_name="X")
+    except InputError as exc:
+        raise _in_terms_of(side, exc) from None
+
+
 def _predict(model: Any, side: Side, X: Any) -> Any:
     try:
-        return predict(model, X, task=side.task)
+        return predict(model, X, task=side.task, name=side.ref)
     except InputError as exc:
-        raise InputError(f"{side.ref} cannot predict on X: {exc}") from None
+        raise _in_terms_of(side, exc) from None
     except ValueError as exc:  # scikit-learn's own check of the input
-        raise InputError(f"{side.ref} cannot predict on X: {exc}") from None
+        raise _in_terms_of(side, exc) from None
 
 
 def _flips(a: Side, b: Side, X: Any, y: Any, settings: Settings | None,
@@ -129,14 +147,16 @@ def _flips(a: Side, b: Side, X: Any, y: Any, settings: Settings | None,
     if X is None:
         raise InputError("y was given without X: pass the rows to predict on as well")
     flips.check_tasks(a.ref, a.task, b.ref, b.task)
-    for side in (a, b):
-        flips.check_features(X, side.ref, side.fingerprint)
     numeric = "torch" in (a.framework, b.framework)
     data = flips.check_rows(X, y, numeric=numeric, allow_nan=True)
+    for side in (a, b):
+        flips.check_features(data.X, side.ref, side.fingerprint)
     start = time.perf_counter()
     models = [_load(side, settings) for side in (a, b)]
     if data.kind in ("array", "frame") and not all(allows_nan(m) for m in models):
         flips.check_rows(X, y, numeric=numeric, allow_nan=False)
+    for model, side in zip(models, (a, b), strict=True):
+        _check_model(model, side, data)
     timings["load"] += time.perf_counter() - start
     start = time.perf_counter()
     pred_a, pred_b = (_predict(m, side, data.X) for m, side in zip(models, (a, b), strict=True))

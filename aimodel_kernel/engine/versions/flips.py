@@ -20,6 +20,7 @@ from ..core.data import (
     to_numpy,
 )
 from ..core.errors import InputError
+from ..core.inputs import check_columns
 from ..core.plain import plain
 
 REGRESSION_RTOL = 1e-6
@@ -55,23 +56,7 @@ def check_features(X: Any, ref: str, recorded: dict[str, Any], x_name: str = "X"
         The version's data fingerprint (``shape``, ``columns``).
     """
     row_shape, columns = feature_layout(X)
-    want_columns = recorded.get("columns")
-    if columns is not None and want_columns and columns != list(want_columns):
-        missing = [c for c in want_columns if c not in columns]
-        extra = [c for c in columns if c not in want_columns]
-        if not missing and not extra:
-            detail = "the same columns in a different order"
-        else:
-            detail = ", ".join(
-                part for part in (
-                    f"missing {_few(missing)}" if missing else "",
-                    f"not trained on {_few(extra)}" if extra else "",
-                ) if part
-            )
-        raise InputError(
-            f"{x_name} has columns {_few(columns)} but {ref} was trained on "
-            f"{_few(want_columns)} ({detail})"
-        )
+    check_columns(columns, recorded.get("columns"), x_name=x_name, model=ref)
     want_shape = list(recorded.get("shape") or [])[1:]
     if want_shape and row_shape != want_shape:
         raise InputError(
@@ -83,11 +68,6 @@ def check_features(X: Any, ref: str, recorded: dict[str, Any], x_name: str = "X"
 
 def _count(shape: list[int]) -> int:
     return int(np.prod(shape)) if shape else 1
-
-
-def _few(names: list[Any], limit: int = 6) -> str:
-    shown = ", ".join(repr(n) for n in names[:limit])
-    return f"[{shown}{', …' if len(names) > limit else ''}] ({len(names)})"
 
 
 def check_rows(X: Any, y: Any, *, numeric: bool, allow_nan: bool) -> Data:

@@ -176,9 +176,19 @@ def build_lock(*, runs: list[dict[str, Any]], notebook: str | None,
 
 
 def write_lock(lock: dict[str, Any], path: Path) -> None:
-    """Sorted keys, two-space indent, a final newline: stable and diff-friendly."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    """Sorted keys, two-space indent, a final newline: stable and diff-friendly.
+
+    Raises
+    ------
+    InputError
+        The folder cannot be made or the file cannot be written there.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write the lock file {path}: {exc.strerror or exc}; pick a "
+                         "writable folder") from None
 
 
 def freeze(path: Path, *, store: Store, notebook: str | None, since: float | None,

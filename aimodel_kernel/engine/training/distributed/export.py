@@ -88,9 +88,13 @@ class ExportedPlan:
     input_spec: dict[str, Any]
     example_input: Any
     start_epoch: int = 0
+    initial: str | None = None  # rank 0's initial weights, saved when the script starts
 
     def extra_files(self, run_id: str) -> dict[str, Path]:
-        return {}
+        from ..torch_plan import INITIAL_WEIGHTS
+
+        initial = getattr(self, "initial", None)  # job files exported before it existed
+        return {INITIAL_WEIGHTS: Path(initial)} if initial and Path(initial).exists() else {}
 
     def resume_hint(self, run_id: str, outcome: Any) -> str:
         return (f"stopped after epoch {outcome.epochs_completed}; an exported script keeps "
@@ -239,19 +243,31 @@ class ExportRecorder:
     def run_id(self) -> str | None:
         return self.recording.run_id if self.recording is not None else None
 
-    def start(self, world: int) -> str:
-        """Open the RUNNING run (``train.devices`` is the world size actually launched)."""
+    def start(self, world: int, model: Any = None) -> str:
+        """Open the RUNNING run (``train.devices`` is the world size actually launched), owned
+        by this process; with ``model`` (rank 0's, before training) keep its weights as the
+        run's initial weights, recorded with the version as ``%train --devices`` does."""
         from ...core.environment import FORMAT_PACKAGES
+        from ...store.owners import owner_tags
         from ...store.recorder import Recording
+        from ..checkpoints import checkpoint_root, write_tensors
+        from ..torch_plan import INITIAL_WEIGHTS
 
         b = self.bundle
         params = {**b["params"], "train.devices": json.dumps(world)}
         self.recording = Recording.start(self.store, run_name=b["run_name"], params=params,
-                                         tags=b["tags"])
+                                         tags={**b["tags"], **owner_tags()})
         self.started = time.perf_counter()
         try:
             self.recording.log_inputs(b["fingerprint"], b["source"],
                                       packages=FORMAT_PACKAGES["torch"])
+            if model is not None:
+                from ...store.serialize import untie
+
+                path = checkpoint_root(self.store.home) / self.recording.run_id / INITIAL_WEIGHTS
+                write_tensors(path, untie({k: v.detach().cpu().contiguous()
+                                           for k, v in model.state_dict().items()}))
+                b["plan"].initial = str(path)
         except BaseException:
             self.fail()
             raise
@@ -355,7 +371,8 @@ def main() -> int:
         if rank == 0:
             recorder = ExportRecorder(bundle, os.environ.get("MLFLOW_TRACKING_URI")
                                       or TRACKING_URI, STORE_HOME)
-            print(f"run {{recorder.start(world)}}: {{world}} processes ({{backend}})", flush=True)
+            run_id = recorder.start(world, job.model)
+            print(f"run {{run_id}}: {{world}} processes ({{backend}})", flush=True)
         try:
             result = run_job(job, ConsoleProgress(), threading.Event(), worker_device(backend))
         except BaseException:

@@ -23,7 +23,9 @@ __all__ = ["WorkerFailed", "choose_backend", "launch", "prepare_job", "shutdown_
 
 
 def choose_backend(config: TrainConfig) -> str:
-    """``gloo`` on CPU, ``nccl`` on GPUs; refuses what this machine cannot run."""
+    """``gloo`` on CPU, ``nccl`` on GPUs; refuses what this machine cannot run (NCCL without
+    GPUs, more NCCL processes than GPUs; more processes than CPU cores is refused by
+    :meth:`TrainConfig.validate`)."""
     import torch
 
     backend = config.backend
@@ -34,7 +36,9 @@ def choose_backend(config: TrainConfig) -> str:
         if not gpus:
             raise InputError("--backend nccl needs CUDA GPUs and none is available; use gloo")
         if config.devices > gpus:
-            raise InputError(f"--devices {config.devices} but this machine has {gpus} GPU(s)")
+            raise InputError(f"--devices {config.devices} asks for more NCCL processes than the "
+                             f"{gpus} GPU(s) of this machine (one per GPU); use --devices {gpus} "
+                             "or fewer, or --backend gloo")
     return backend
 
 
@@ -109,7 +113,10 @@ def launch(model: Any, plan: TorchPlan, config: TrainConfig, *, on_event: EventC
     """Train ``model`` on ``config.devices`` worker processes of this machine and load the
     result into it.
 
-    The workers come from the warm pool (started on the first call).
+    The workers come from the warm pool (started on the first call). The module's weights
+    before training are kept as the run's initial weights (``initial.safetensors``, recorded
+    with the version so ``%reproduce`` can retrain it); after a divergence the module is left
+    as it was.
 
     Raises
     ------
@@ -118,6 +125,11 @@ def launch(model: Any, plan: TorchPlan, config: TrainConfig, *, on_event: EventC
     """
     backend, payload = plan.distributed_job
     checkpoint = checkpoint_dir(plan, config, run_id)
+    if plan.resume_state is None:  # what the workers start from, recorded as one process does
+        plan.save_initial(model, run_id)
     result = get_pool(config.devices, backend).run(payload, on_event, stop, checkpoint)
-    model.load_state_dict(result["state"])
-    return outcome_of(result, f"trained on {result['world']} processes ({backend})", checkpoint)
+    outcome = outcome_of(result, f"trained on {result['world']} processes ({backend})",
+                         checkpoint)
+    if outcome.status != "diverged":  # diverged: the module keeps the weights it started from
+        model.load_state_dict(result["state"])
+    return outcome

@@ -28,6 +28,7 @@ import json
 import multiprocessing
 import pickle
 import queue as queue_mod
+import shutil
 import socket
 import tempfile
 import threading
@@ -41,7 +42,7 @@ from ...store.tracking import Store
 from ..resume import find_resume_run
 from ..torch_plan import TorchOutcome, TorchPlan
 from .outcome import checkpoint_dir, outcome_of
-from .pool import WorkerFailed, interrupt_launcher, quiet_launcher, worker_failed
+from .pool import WorkerFailed, interrupt_launcher, quiet_launcher, release, worker_failed
 
 JOIN_TIMEOUT = 600
 """Seconds a node waits in the rendezvous for the other nodes before giving up."""
@@ -140,16 +141,27 @@ def launch(model: Any, plan: TorchPlan, config: TrainConfig, *, on_event: EventC
     """
     backend, payload = plan.distributed_job
     checkpoint = checkpoint_dir(plan, config, run_id)
+    if plan.resume_state is None:
+        plan.save_initial(model, run_id)  # global rank 0's, on the node that records the run
     result = _run(payload, backend, config, rendezvous_id(model, plan, config), on_event, stop,
                   checkpoint)
-    model.load_state_dict(result["state"])
     outcome = outcome_of(
         result, f"trained on {result['world']} processes over {config.nodes} nodes ({backend})",
         checkpoint)
+    if outcome.status != "diverged":
+        model.load_state_dict(result["state"])
     if not result["records"]:
         outcome.notes.append(WORKER_NODE_NOTE)
+        _forget(plan.initial_weights(run_id))  # this node's run is discarded
     outcome.records = result["records"]
     return outcome
+
+
+def _forget(path: Path) -> None:
+    """Remove a file and its folder when that leaves the folder empty."""
+    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()
 
 
 def _run(payload: bytes, backend: str, config: TrainConfig, rdzv_id: str,
@@ -226,8 +238,9 @@ def _run(payload: bytes, backend: str, config: TrainConfig, rdzv_id: str,
             interrupt_launcher(thread)
         raise
     finally:
-        for q in (events, results):
-            q.close()
+        if not thread.is_alive():  # (a thread still connecting to a missing host keeps them)
+            release([events, results, stop_request, joined])
+            shutil.rmtree(logs, ignore_errors=True)  # a failure has read it by now
     return pickle.loads(result)
 
 

@@ -20,7 +20,8 @@ def checkpoint_dir(plan: TorchPlan, config: TrainConfig, run_id: str) -> str | N
 
 def outcome_of(result: dict[str, Any], note: str, checkpoint: str | None = None) -> TorchOutcome:
     """The :class:`TorchOutcome` of rank 0's result: its last epoch's metrics, throughput
-    summed over ranks, the world size, and the checkpoint rank 0 kept in ``checkpoint``."""
+    summed over ranks, the world size, the checkpoint rank 0 kept in ``checkpoint``, and a
+    divergence (status ``"diverged"``: the kernel keeps the module's own weights then)."""
     loop = result["outcome"]
     last = loop.history[-1] if loop.history else {}
     metrics = {k: v for k, v in last.items() if k != "epoch"}
@@ -35,4 +36,6 @@ def outcome_of(result: dict[str, Any], note: str, checkpoint: str | None = None)
         checkpoint=checkpoint if result.get("checkpoint_epoch") is not None else None,
         checkpoint_epoch=result.get("checkpoint_epoch"),
         notes=[note, *result.get("notes", [])],
+        diverged=getattr(loop, "diverged", None),
+        diverged_epoch=getattr(loop, "diverged_epoch", None),
     )

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import multiprocessing
 import queue as queue_mod
+import shutil
 import tempfile
 import threading
 import uuid
@@ -121,6 +122,7 @@ class WorkerPool:
         except BaseException:
             if self.alive():  # left mid-job: these workers cannot take another job
                 interrupt_launcher(self.thread)
+            self.shutdown()
             raise
         while self._relay(on_event, timeout=0.05):  # events still in the pipe
             pass
@@ -138,19 +140,29 @@ class WorkerPool:
         from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
         self.thread.join()
-        error = self.error
+        error, self.error = self.error, None
         if isinstance(error, ChildFailedError):
-            return worker_failed(error, self.logs)
-        return error or WorkerFailed("the worker pool stopped unexpectedly", -1)
+            failure: BaseException = worker_failed(error, self.logs)
+        else:
+            failure = error or WorkerFailed("the worker pool stopped unexpectedly", -1)
+        self.shutdown()  # the workers are gone: free the queues and the logs now
+        return failure
 
     def shutdown(self, timeout: float = 30.0) -> None:
-        """Ask every worker to leave, and wait for the launcher to finish."""
+        """Ask every worker to leave, wait for the launcher to finish, and free what the pool
+        holds in this process: the queues' pipes and feeder threads, the semaphores of the
+        queues and of the stop event (named semaphores in ``/dev/shm`` with spawn, otherwise
+        unlinked only when garbage collection finalizes them), and the folder of the
+        workers' logs and error files. Safe to call more than once."""
         if self.alive():
             for q in self.job_queues:
                 q.put(None)
             self.thread.join(timeout)
-        for q in (*self.job_queues, self.events, self.results):
-            q.close()
+        if self.alive():  # a worker that does not leave: stop the launch (it stops them all)
+            interrupt_launcher(self.thread)
+        release([*self.job_queues, self.events, self.results, self.stop_request])
+        self.job_queues, self.events, self.results, self.stop_request = [], None, None, None
+        shutil.rmtree(self.logs, ignore_errors=True)
 
 
 _pool: WorkerPool | None = None
@@ -165,6 +177,51 @@ def get_pool(devices: int, backend: str) -> WorkerPool:
     if _pool is None:
         _pool = WorkerPool(devices, backend)
     return _pool
+
+
+def release(objects: list[Any]) -> None:
+    """Free multiprocessing queues and events now instead of at garbage collection.
+
+    A queue is closed and its feeder thread joined, then both ends of its pipe are closed
+    (``Queue.close`` leaves them open in a process that never put anything on it). The
+    finalizers multiprocessing registered for these objects and their semaphores (the
+    ``sem_unlink`` of each spawn-context semaphore, a queue's feeder shutdown) are run now,
+    once, as garbage collection would run them.
+    """
+    from multiprocessing import connection, queues, synchronize, util
+
+    found: list[Any] = []
+    pipes: list[Any] = []
+
+    def walk(obj: Any, depth: int) -> None:
+        if isinstance(obj, synchronize.SemLock):
+            found.append(obj)
+        elif isinstance(obj, connection.Connection):
+            pipes.append(obj)
+        elif depth and type(obj).__module__.startswith("multiprocessing"):
+            found.append(obj)
+            for value in vars(obj).values():
+                walk(value, depth - 1)
+
+    for obj in objects:
+        if obj is None:
+            continue
+        if isinstance(obj, queues.Queue):
+            with contextlib.suppress(Exception):
+                obj.close()
+                obj.join_thread()
+        walk(obj, 3)
+    for pipe in pipes:
+        with contextlib.suppress(OSError):
+            pipe.close()
+    ids = {id(obj) for obj in found}
+    registry = getattr(util, "_finalizer_registry", {})
+    for finalizer in list(registry.values()):
+        ref = getattr(finalizer, "_weakref", None)
+        target = ref() if ref is not None else None
+        if target is not None and id(target) in ids:
+            with contextlib.suppress(Exception):
+                finalizer()  # runs once, and leaves the registry
 
 
 def pool_status() -> dict[str, Any] | None:
