@@ -35,6 +35,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from ..core.errors import AimodelError, InputError
+from ..core.files import fsync_path
 
 CACHE_ENV = "AIMODEL_CACHE_DIR"
 LOCK_TIMEOUT = 120.0
@@ -167,7 +168,7 @@ def template(key: str, migrate: Migrate) -> Path | None:
             try:
                 migrate(tmp)
                 _set_journal(tmp, "DELETE")  # a template is copied: keep it in one file
-                _fsync(tmp)
+                fsync_path(tmp)
                 os.replace(tmp, path)
             finally:
                 tmp.unlink(missing_ok=True)
@@ -215,9 +216,9 @@ def ensure_store(db: Path, *, key: str, migrate: Migrate, artifact_root: Path) -
                 con.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
                             (f"{artifact_root.as_uri()}/0",))
                 con.execute("PRAGMA journal_mode = WAL")
-            _fsync(tmp)
+            fsync_path(tmp)
             os.replace(tmp, db)
-            _fsync(db.parent)
+            fsync_path(db.parent)
         finally:
             tmp.unlink(missing_ok=True)
             for side in ("-wal", "-shm", "-journal"):
@@ -340,16 +341,3 @@ def _try_wal(db: Path) -> None:
             con.execute("PRAGMA journal_mode = WAL")
     except sqlite3.OperationalError:  # held open by a process in rollback mode: next time
         pass
-
-
-def _fsync(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some file systems refuse fsync on a folder
-        pass
-    finally:
-        os.close(fd)

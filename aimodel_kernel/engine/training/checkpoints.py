@@ -12,7 +12,6 @@ earlier format, two files renamed one after the other, could). Checkpoints of th
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import threading
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import InputError
+from ..core.files import fsync_path
 
 TENSORS = "state.safetensors"
 META = "state.json"  # the earlier format's metadata file (read, never written)
@@ -190,11 +190,11 @@ def write(directory: Path, state: TrainState) -> None:
             stale.unlink(missing_ok=True)
     try:
         save_file(tensors, str(tmp), metadata={_META_KEY: doc})
-        _fsync(tmp)
+        fsync_path(tmp)
         os.replace(tmp, directory / TENSORS)
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync(directory)
+    fsync_path(directory)
     (directory / META).unlink(missing_ok=True)  # an earlier format's metadata: not ours now
 
 
@@ -206,23 +206,10 @@ def write_tensors(path: Path, tensors: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         save_file(tensors, str(tmp))
-        _fsync(tmp)
+        fsync_path(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file (or a folder's entries) to disk; a no-op where the OS does not allow it."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read(directory: Path) -> TrainState:
