@@ -527,13 +527,20 @@ def _compare_numbers(a: Any, b: Any, path: str, out: list[Difference]) -> None:
         out.append(Difference(path, f"differs ({_short(a)} vs {_short(b)})"))
 
 
-def _compare_arrays(a: np.ndarray, b: np.ndarray, path: str, out: list[Difference],
-                    seen: Seen) -> None:
+def _same_layout(a: Any, b: Any, path: str, out: list[Difference]) -> bool:
+    """Whether two arrays (dense or sparse) have one shape and dtype; if not, say which."""
     if a.shape != b.shape:
         out.append(Difference(path, f"has shape {a.shape} vs {b.shape}"))
-        return
+        return False
     if a.dtype != b.dtype:
         out.append(Difference(path, f"has dtype {a.dtype} vs {b.dtype}"))
+        return False
+    return True
+
+
+def _compare_arrays(a: np.ndarray, b: np.ndarray, path: str, out: list[Difference],
+                    seen: Seen) -> None:
+    if not _same_layout(a, b, path, out):
         return
     if a.dtype.names:  # structured, e.g. a tree's nodes: field by field
         for field_name in a.dtype.names:
@@ -575,11 +582,7 @@ def _values(a: np.ndarray) -> str:
 
 def _compare_sparse(a: Any, b: Any, path: str, out: list[Difference],
                     seen: Seen) -> None:
-    if a.shape != b.shape:
-        out.append(Difference(path, f"has shape {a.shape} vs {b.shape}"))
-        return
-    if a.dtype != b.dtype:
-        out.append(Difference(path, f"has dtype {a.dtype} vs {b.dtype}"))
+    if not _same_layout(a, b, path, out):
         return
     x, z = a.tocsr(copy=True), b.tocsr(copy=True)
     x.sum_duplicates()
