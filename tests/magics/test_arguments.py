@@ -61,7 +61,9 @@ def test_torch_only_flags_are_the_ones_refused_for_an_estimator():
     assert torch_only == [  # the order the error names the first of several
         "epochs", "batch_size", "lr", "weight_decay", "optimizer", "momentum", "loss", "device",
         "early_stop", "monitor", "resume", "checkpoint_every", "devices", "backend",
-        "nodes", "node_rank", "rdzv", "rdzv_id", "export_script"]
+        "nodes", "node_rank", "rdzv", "rdzv_id", "export_script", "lr_schedule", "warmup",
+        "from", "freeze", "unfreeze_after", "lr_head", "lora", "lora_alpha", "lora_targets",
+        "merge"]
     values = vars(parse(AimodelMagics.train, "clf X y --seed 1 --lr 0.1 --epochs 2"))
     assert torch_only_flags(values) == ["--epochs", "--lr"]
     assert torch_only_flags(vars(parse(AimodelMagics.train, "clf X y --no-checkpoint"))) == []
@@ -76,7 +78,8 @@ def test_train_refuses_a_torch_flag_for_an_estimator(ip):
 
 def test_options_from_flags_keeps_only_what_was_given():
     args = vars(parse(AimodelMagics.train, "net X y --epochs 3 --no-export --quiet"))
-    assert options_from_flags(args) == {"epochs": 3, "export": False, "deterministic": False}
+    assert options_from_flags(args) == {"epochs": 3, "export": False, "deterministic": False,
+                                        "merge": False}
     assert config_from_flags(args) == TrainConfig(epochs=3, export=False)
     assert flags_for(TrainConfig()) == []
 
@@ -91,6 +94,10 @@ EVERY_FIELD_SET = [  # together these give every field a value other than its de
     TrainConfig(task="regression", lr=1e-05, checkpoint_every=2.5, devices=4,
                 export_script="train.py", name="digits-mlp"),
     TrainConfig(resume="last", monitor="loss", early_stop=1, device="auto", val=0.1),
+    TrainConfig(lr_schedule="cosine", warmup=0.1, freeze="bert.embeddings.*,bert.pooler.*",
+                unfreeze_after=2, lr_head=0.01, start_from="base/3"),
+    TrainConfig(lr_schedule="onecycle", lora=8, lora_alpha=32.0, lora_targets="query,value",
+                merge=True),
 ]
 
 

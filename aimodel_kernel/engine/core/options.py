@@ -23,6 +23,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 MONITORS = ("val_loss", "val_accuracy", "val_metric", "loss")
 BACKENDS = ("auto", "gloo", "nccl")
 CLASS_WEIGHTS = ("balanced",)
+LR_SCHEDULES = ("constant", "linear", "cosine", "onecycle")  # training/schedules.py
 
 # The choices of the other magics' flags, defined here (a module the magics can import at
 # %load_ext: no numpy) and imported by the modules that check them.
@@ -88,6 +89,28 @@ class TrainConfig:
     export_script : str, optional
         Write a ``torchrun`` script here (and its job file beside it) instead of training; the
         script trains on ``devices`` processes by default and records the run when it runs.
+    lr_schedule : {"constant", "linear", "cosine", "onecycle"}
+        The learning rate over the optimizer steps (stepped per step, recorded).
+    warmup : float
+        Fraction of all steps over which the learning rate rises linearly from 0.
+    freeze : str, optional
+        Comma-separated glob patterns over parameter names to freeze
+        (``bert.embeddings.*,bert.encoder.layer.[0-3].*``).
+    unfreeze_after : int, optional
+        Epochs after which the frozen parameters train too.
+    lr_head : float, optional
+        Learning rate of the task head (``classifier``, ``score`` ...); ``lr`` for the rest.
+    lora : int, optional
+        Train LoRA adapters of this rank (PEFT) and the task head instead of every weight.
+    lora_alpha : float, optional
+        LoRA's scaling numerator (``2 * lora`` by default).
+    lora_targets : str, optional
+        Comma-separated module names to adapt (attention and MLP Linear layers by default).
+    merge : bool
+        Save the LoRA adapters merged into the base weights instead of the adapters alone.
+    start_from : str, optional
+        ``NAME/V`` or ``NAME@ALIAS`` whose weights training starts from (``--from``); the new
+        version's parent.
     """
 
     task: str = "auto"
@@ -117,6 +140,16 @@ class TrainConfig:
     resume: str | None = None
     name: str | None = None
     export_script: str | None = None
+    lr_schedule: str = "constant"
+    warmup: float = 0.0
+    freeze: str | None = None
+    unfreeze_after: int | None = None
+    lr_head: float | None = None
+    lora: int | None = None
+    lora_alpha: float | None = None
+    lora_targets: str | None = None
+    merge: bool = False
+    start_from: str | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -156,6 +189,29 @@ class TrainConfig:
             raise InputError(f"--class-weight must be 'balanced'; got {self.class_weight!r}")
         if self.name is not None:
             check_model_name(self.name)
+        self._validate_finetune()
+
+    def _validate_finetune(self) -> None:
+        # --- schedules and transfer learning (training/schedules.py, training/finetune.py) ---
+        _choice("lr-schedule", self.lr_schedule, LR_SCHEDULES)
+        if not 0 <= self.warmup < 1:
+            raise InputError(f"--warmup must be a fraction of the steps in [0, 1); got "
+                             f"{self.warmup}")
+        if self.unfreeze_after is not None:
+            _positive_int("unfreeze-after", self.unfreeze_after)
+            if not self.freeze:
+                raise InputError("--unfreeze-after needs --freeze PATTERNS (what to unfreeze)")
+        if self.lr_head is not None and not self.lr_head > 0:
+            raise InputError(f"--lr-head must be > 0; got {self.lr_head}")
+        if self.lora is not None:
+            _positive_int("lora", self.lora)
+        elif self.lora_alpha is not None or self.lora_targets is not None or self.merge:
+            raise InputError("--lora-alpha, --lora-targets and --merge need --lora RANK")
+        if self.lora_alpha is not None and not self.lora_alpha > 0:
+            raise InputError(f"--lora-alpha must be > 0; got {self.lora_alpha}")
+        if self.lora is not None and self.freeze:
+            raise InputError("--lora already trains only the adapters and the head; drop "
+                             "--freeze, or fine-tune without --lora")
 
     @property
     def distributed(self) -> bool:
@@ -272,6 +328,17 @@ FLAGS = (
     OptionFlag("rdzv", "--rdzv", "str", torch_only=True),
     OptionFlag("rdzv_id", "--rdzv-id", "str", torch_only=True),
     OptionFlag("export_script", "--export-script", "str", torch_only=True),
+    # schedules and transfer learning
+    OptionFlag("lr_schedule", "--lr-schedule", "choice", LR_SCHEDULES, torch_only=True),
+    OptionFlag("warmup", "--warmup", "float", torch_only=True),
+    OptionFlag("start_from", "--from", "str", torch_only=True),
+    OptionFlag("freeze", "--freeze", "str", torch_only=True),
+    OptionFlag("unfreeze_after", "--unfreeze-after", "int", torch_only=True),
+    OptionFlag("lr_head", "--lr-head", "float", torch_only=True),
+    OptionFlag("lora", "--lora", "int", torch_only=True),
+    OptionFlag("lora_alpha", "--lora-alpha", "float", torch_only=True),
+    OptionFlag("lora_targets", "--lora-targets", "str", torch_only=True),
+    OptionFlag("merge", "--merge", "switch", torch_only=True),
 )
 FLAG_OF = {f.field: f for f in FLAGS}  # TrainConfig field -> its OptionFlag
 
@@ -302,7 +369,11 @@ def config_from_flags(values: Mapping[str, Any]) -> TrainConfig:
 
 def torch_only_flags(values: Mapping[str, Any]) -> list[str]:
     """The PyTorch-only flags given among parsed ``%train`` flags, in :data:`FLAGS` order."""
-    return [f.flag for f in FLAGS if f.torch_only and values.get(f.dest) is not None]
+    def given(flag: OptionFlag) -> bool:
+        value = values.get(flag.dest)
+        return bool(value) if flag.kind in ("switch", "off") else value is not None
+
+    return [f.flag for f in FLAGS if f.torch_only and given(f)]
 
 
 def flags_for(options: TrainConfig | Mapping[str, Any]) -> list[str]:
