@@ -2,10 +2,11 @@
 recorded source of a magic, namespace lookups, and logging a report's plots to its run.
 
 Only :class:`~.core.AimodelMagics` declares the configurable traits (``home``,
-``tracking_uri``, ``progress_interval``), so ``%config AimodelMagics.home = 'path'`` sets them in
-one place, and ``%config`` lists one configurable; every other class reads them from the
-registered ``AimodelMagics`` when a magic runs, so a change applies to the next magic of any
-class.
+``tracking_uri``, ``progress_interval`` and what loading trusts: ``signing_key``,
+``trusted_keys``, ``require_signed``, ``trusted_types``), so ``%config AimodelMagics.home =
+'path'`` sets them in one place, and ``%config`` lists one configurable; every other class
+reads them from the registered ``AimodelMagics`` when a magic runs, so a change applies to the
+next magic of any class.
 """
 
 from __future__ import annotations
@@ -36,9 +37,14 @@ class AimodelMagicsBase(Magics):
         from ..config import Settings
 
         configured = self._configured()
+        keys = configured.trusted_keys
         return Settings(home=configured.home or None,
                         tracking_uri=configured.tracking_uri or None,
-                        progress_interval=configured.progress_interval)
+                        progress_interval=configured.progress_interval,
+                        signing_key=configured.signing_key or None,
+                        trusted_keys=None if keys is None else tuple(keys),
+                        require_signed=configured.require_signed,
+                        trusted_types=tuple(configured.trusted_types))
 
     def source(self, magic: str, line: str) -> dict[str, str]:
         """What a run records as its code: the magic line and the cell it ran in."""

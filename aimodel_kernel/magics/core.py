@@ -8,7 +8,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
-from traitlets import Float, Unicode
+from traitlets import Bool, Float, List, Unicode
 
 from .arguments import ci_arg, model_arg, n_boot_arg, name_arg, no_log_arg, seed_arg, task_arg
 from .arguments import train_option as option
@@ -25,6 +25,17 @@ class AimodelMagics(AimodelMagicsBase):
     tracking_uri = Unicode("", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or "
                                     "the SQLite file in the store folder)").tag(config=True)
     progress_interval = Float(0.2, help="Seconds between live progress updates").tag(config=True)
+    signing_key = Unicode("", help="Private key (PEM) that signs every version recorded "
+                                   "(default: $AIMODEL_SIGNING_KEY)").tag(config=True)
+    trusted_keys = List(Unicode(), default_value=None, allow_none=True,
+                        help="Public keys (PEM files) whose signatures loading accepts "
+                             "(default: $AIMODEL_TRUSTED_KEYS)").tag(config=True)
+    require_signed = Bool(None, allow_none=True,
+                          help="Refuse to load versions without a trusted signature "
+                               "(default: $AIMODEL_REQUIRE_SIGNED)").tag(config=True)
+    trusted_types = List(Unicode(), help="Extra classes a skops file may name, e.g. "
+                                         "'xgboost.sklearn.XGBClassifier' (added to "
+                                         "$AIMODEL_TRUSTED_TYPES)").tag(config=True)
 
     def _configured(self) -> Any:
         return self  # the traits %config sets are this class's own

@@ -705,3 +705,42 @@ def test_an_onnx_model_reading_external_files_is_refused(tmp_path):
     with pytest.raises(TrustError, match="reads tensor 'w' from an external file") as exc:
         load_model(bad, digests)
     one_line(exc)
+
+
+def test_the_signing_policy_of_a_settings_object_applies_to_every_call(store, cancer, keys):
+    """Settings passed to a call sign and check as the environment variables do, also when the
+    store was opened before with other settings (one store object serves both calls)."""
+    X, y = cancer
+    home = store.settings.resolved_home()
+    train(LogisticRegression(max_iter=300), X, y, TrainConfig(name="p"))  # opens the store
+    signer = Settings(home=home, signing_key=keys["signer"])
+    train(LogisticRegression(max_iter=300), X, y, TrainConfig(name="p"), settings=signer)
+    assert (run_artifact(store, resolve("p/2").run_id, "model") / SIGNATURE_FILE).exists()
+    assert not (run_artifact(store, resolve("p/1").run_id, "model") / SIGNATURE_FILE).exists()
+    strict = Settings(home=home, trusted_keys=(keys["signer.pub"],), require_signed=True)
+    assert load_version("p/2", settings=strict).predict(X[:3]).shape == (3,)
+    with pytest.raises(TrustError, match="the version is not signed"):
+        load_version("p/1", settings=strict)
+    foreign = Settings(home=home, trusted_keys=(keys["other.pub"],), require_signed=True)
+    with pytest.raises(TrustError, match="signed by a key that is not trusted"):
+        load_version("p/2", settings=foreign)
+    assert load_version("p/1") is not None  # the default settings require nothing
+
+
+def test_config_aimodel_magics_sets_the_signing_policy(ip, keys):
+    from IPython.core.error import UsageError
+
+    ip.run_line_magic("config", f"AimodelMagics.signing_key = {str(keys['signer'])!r}")
+    ip.run_line_magic("train", "clf X y --name cfg")
+    ip.run_line_magic("config", "AimodelMagics.signing_key = ''")
+    ip.run_line_magic("train", "clf X y --name cfg")
+    ip.run_line_magic("config", f"AimodelMagics.trusted_keys = [{str(keys['signer.pub'])!r}]")
+    ip.run_line_magic("config", "AimodelMagics.require_signed = True")
+    try:
+        assert "cfg/1" in str(ip.run_line_magic("versions", "cfg"))
+        ip.run_line_magic("diff", "cfg/1 cfg/1 --data X y --no-log")  # signed: loads
+        with pytest.raises(UsageError, match="cfg/2: the version is not signed"):
+            ip.run_line_magic("diff", "cfg/1 cfg/2 --data X y --no-log")
+    finally:
+        ip.run_line_magic("config", "AimodelMagics.require_signed = None")
+        ip.run_line_magic("config", "AimodelMagics.trusted_keys = None")

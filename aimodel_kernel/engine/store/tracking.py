@@ -107,6 +107,14 @@ class Store:
         path = sqlite_path(self.uri)
         self._db = path.resolve() if path is not None else None
 
+    def use_settings(self, settings: Settings) -> None:
+        """Take the policy of ``settings`` (same home, URI and creation): what a version is
+        signed with and what loading trusts, the experiment, the progress interval. A store is
+        shared by every call with its key, and each call's settings are what apply to it."""
+        if settings.experiment != self.settings.experiment:
+            self.__dict__.pop("experiment_id", None)
+        self.settings = settings
+
     # -- connection -------------------------------------------------------------------------
     @property
     def creates(self) -> bool:
@@ -459,7 +467,10 @@ def get_store(settings: Settings | None = None) -> Store:
     s = settings or default_settings
     with _stores_lock:
         store = _stores.get(_key(s)) or Store(s)
-    return _keep(store)
+    store = _keep(store)
+    if store.settings is not s:
+        store.use_settings(s)
+    return store
 
 
 def _key(settings: Settings) -> tuple[str, str, bool]:
