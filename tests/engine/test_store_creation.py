@@ -26,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from aimodel_kernel.config import Settings
 from aimodel_kernel.engine.core.errors import InputError, NotFoundError
 from aimodel_kernel.engine.core.options import TrainConfig
-from aimodel_kernel.engine.store import creation, tracking
+from aimodel_kernel.engine.store import creation, mlflow_sqlite, tracking
 from aimodel_kernel.engine.store.registry import load_version
 from aimodel_kernel.engine.store.tracking import MAX_OPEN_STORES, get_store
 from aimodel_kernel.engine.training.entry import train
@@ -331,7 +331,7 @@ def test_a_store_reads_no_artifact_outside_its_folder_for_reading_settings(tmp_p
 def test_the_template_is_keyed_by_mlflow_and_its_migrations():
     import mlflow
 
-    key = tracking.template_key()
+    key = mlflow_sqlite.template_key()
     assert key.startswith(f"{mlflow.__version__}-") and len(key.split("-")[-1]) == 12
 
 

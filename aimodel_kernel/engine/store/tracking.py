@@ -1,4 +1,5 @@
-"""The MLflow store: runs, registered model versions, artifacts. The only module importing mlflow.
+"""The MLflow store: runs, registered model versions, artifacts (MLflow's SQLite specifics are in
+:mod:`.mlflow_sqlite`; the store package is the only one importing mlflow).
 
 The default store is ``.aimodel/`` beside the notebook: ``mlflow.db`` (SQLite tracking and
 registry) and ``artifacts/`` (the experiment's explicit artifact location, so nothing lands in
@@ -16,7 +17,6 @@ convert a store and read only files inside its ``artifacts/`` folder. At most
 from __future__ import annotations
 
 import json
-import logging
 import re
 import tempfile
 import threading
@@ -32,15 +32,15 @@ from ...config import Settings
 from ...config import settings as default_settings
 from ..core.errors import NotFoundError
 from ..core.model_names import check_model_name
-from . import creation
+from . import creation, mlflow_sqlite
 from .artifacts import MODEL_DIR, RunFiles
+from .mlflow_sqlite import SQLITE
 
 TAG = "aimodel."
 _MAX_PARAM = 6000
 _MAX_TAG = 8000
 MAX_OPEN_STORES = 8
 """Stores kept open per process (each holds SQLAlchemy engines, connections and caches)."""
-_SQLITE = "sqlite:///"
 
 
 def creates_store(settings: Settings) -> bool:
@@ -51,9 +51,9 @@ def creates_store(settings: Settings) -> bool:
 
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` tracking URI (``None`` for other stores or memory)."""
-    if not uri.startswith(_SQLITE):
+    if not uri.startswith(SQLITE):
         return None
-    rest = uri[len(_SQLITE):].split("?", 1)[0]
+    rest = uri[len(SQLITE):].split("?", 1)[0]
     return Path(rest) if rest and rest != ":memory:" else None
 
 
@@ -151,19 +151,20 @@ class Store:
     def _open(self):
         from mlflow import MlflowClient
 
-        _quiet()
+        mlflow_sqlite.quiet_logs()
         db = self.db_path
         if db is not None:
             root = self.local_artifact_root()
             if self.creates:
-                rebased = creation.prepare(db, key=template_key(), migrate=_migrate,
+                rebased = creation.prepare(db, key=mlflow_sqlite.template_key(),
+                                           migrate=mlflow_sqlite.migrate,
                                            artifact_root=root or db.parent / creation.ARTIFACTS)
                 if rebased:
-                    _forget_artifact_repos()
+                    mlflow_sqlite.forget_artifact_repos()
             elif not db.is_file() or not creation.is_mlflow_db(db):
                 what = "no store" if not db.is_file() else "no MLflow store"
                 raise NotFoundError(f"{what} at {db} (reading creates none)")
-            _tune_sqlite(db, sqlite_path(self.uri))
+            mlflow_sqlite.tune_sqlite(db, sqlite_path(self.uri))
         return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
     def close(self) -> None:
@@ -174,7 +175,7 @@ class Store:
             self.__dict__.pop("experiment_id", None)
             self.__dict__.pop("_locations", None)
         if client is not None:
-            _release(self.uri)
+            mlflow_sqlite.release(self.uri)
 
     @cached_property
     def experiment_id(self) -> str:
@@ -192,7 +193,8 @@ class Store:
         try:
             return self.client.create_experiment(name, artifact_location=location)
         except Exception as exc:  # another process created it first
-            exp = self.client.get_experiment_by_name(name) if _already_exists(exc) else None
+            exists = mlflow_sqlite.already_exists(exc)
+            exp = self.client.get_experiment_by_name(name) if exists else None
             if exp is None:
                 raise
             return exp.experiment_id
@@ -374,7 +376,7 @@ class Store:
             try:
                 self.client.create_registered_model(name)
             except Exception as again:  # another process registered the name first
-                if not _already_exists(again):
+                if not mlflow_sqlite.already_exists(again):
                     raise
         source = f"{self.client.get_run(run_id).info.artifact_uri}/{MODEL_DIR}"
         mv = self.client.create_model_version(
@@ -507,133 +509,6 @@ class _StoreCache(OrderedDict):
 
 _stores_lock = threading.RLock()
 _stores: _StoreCache = _StoreCache()
-
-
-# -- MLflow and SQLite specifics ------------------------------------------------------------------
-_template_key: list[str] = []
-
-
-def template_key() -> str:
-    """Names the migrated template: MLflow's version and a digest of its migration files."""
-    if not _template_key:
-        import hashlib
-
-        import mlflow
-
-        versions = Path(mlflow.__file__).parent / "store" / "db_migrations" / "versions"
-        names = sorted(p.name for p in versions.glob("*.py")) if versions.is_dir() else []
-        digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:12]
-        _template_key.append(f"{mlflow.__version__}-{digest}")
-    return _template_key[0]
-
-
-def _quiet() -> None:
-    """MLflow and alembic log every migration at INFO level: keep that out of the notebook."""
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def _migrate(path: Path) -> None:
-    """Create a fully migrated MLflow database at ``path`` (MLflow's own migrations)."""
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-    _quiet()
-
-    uri = f"{_SQLITE}{path}"
-    store = SqlAlchemyStore(uri, str(path.parent / "artifacts"))
-    store.engine.dispose()
-    getattr(SqlAlchemyStore, "_engine_map", {}).pop(uri, None)
-
-
-_tuned: set[str] = set()
-_tune_lock = threading.Lock()
-
-
-def _tune_sqlite(*paths: Path | None) -> None:
-    """Every SQLAlchemy connection to the database at ``paths`` (as resolved and as written)
-    gets the busy timeout, and ``synchronous=NORMAL`` in WAL mode (safe there: a power cut
-    loses at most the last commits, never the file)."""
-    with _tune_lock:
-        first = not _tuned
-        _tuned.update(str(p) for p in paths if p is not None)
-    if first:
-        from sqlalchemy import event
-        from sqlalchemy.engine import Engine
-
-        event.listen(Engine, "connect", _on_connect)
-
-
-def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-    import sqlite3
-
-    if not _tuned or not isinstance(dbapi_connection, sqlite3.Connection):
-        return
-    cursor = dbapi_connection.cursor()
-    try:
-        files = {row[2] for row in cursor.execute("PRAGMA database_list") if row[1] == "main"}
-        if files & _tuned:
-            cursor.execute(f"PRAGMA busy_timeout = {creation.BUSY_TIMEOUT_MS}")
-            if cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
-                cursor.execute("PRAGMA synchronous = NORMAL")
-    finally:
-        cursor.close()
-
-
-def _release(uri: str) -> None:
-    """Dispose MLflow's engines for ``uri`` and clear its store caches (private attributes,
-    looked up defensively: with another MLflow the store is merely kept open, not broken)."""
-    try:
-        import mlflow.store.model_registry.sqlalchemy_store as registry_store
-        import mlflow.store.tracking.sqlalchemy_store as tracking_store
-        import mlflow.tracking._model_registry.registry as registry_registry
-        import mlflow.tracking._tracking_service.registry as tracking_registry
-    except ImportError:  # pragma: no cover - another MLflow layout
-        return
-    for cls in (tracking_store.SqlAlchemyStore, registry_store.SqlAlchemyStore):
-        engine = getattr(cls, "_engine_map", {}).pop(uri, None)
-        if engine is not None:
-            engine.dispose()
-    for registry in (getattr(tracking_registry, "TrackingStoreRegistry", None),
-                     getattr(registry_registry, "ModelRegistryStoreRegistry", None)):
-        cached = getattr(registry, "_get_store_with_resolved_uri", None)
-        if hasattr(cached, "cache_clear"):
-            cached.cache_clear()
-
-
-def _forget_artifact_repos() -> None:
-    """MLflow keeps each run's artifact repository in a process-wide cache: after a rebase the
-    cached ones still name the old folder."""
-    try:
-        from mlflow.tracking._tracking_service import utils
-    except ImportError:  # pragma: no cover - another MLflow layout
-        return
-    cache = getattr(utils, "_artifact_repos_cache", None)
-    if hasattr(cache, "clear"):
-        cache.clear()
-
-
-def _already_exists(exc: Exception) -> bool:
-    return getattr(exc, "error_code", "") == "RESOURCE_ALREADY_EXISTS"
-
-
-def import_mlflow(part: str) -> None:
-    """Import MLflow (``"mlflow"``), its SQL tracking store (``"tracking"``) or its registry
-    store (``"registry"``): the warm-up's first steps (:mod:`.warmup`), one part at a time."""
-    if part == "mlflow":
-        import mlflow
-    elif part == "tracking":
-        import mlflow.store.tracking.sqlalchemy_store
-    elif part == "registry":
-        import mlflow.store.model_registry.sqlalchemy_store  # noqa: F401
-    else:
-        raise ValueError(f"unknown part {part!r}")
-
-
-def prepare_template() -> None:
-    """Build the migrated template if this machine has none for this MLflow (for the warm-up
-    after ``%load_ext``, :mod:`.warmup`): the first store created here then needs no
-    migration either."""
-    creation.template(template_key(), _migrate)
 
 
 def open_existing(settings: Settings | None = None) -> Store | None:

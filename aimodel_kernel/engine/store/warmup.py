@@ -61,11 +61,11 @@ class WarmUp:
 
     def __init__(self, modules: Sequence[str] = ()) -> None:
         self.steps: list[tuple[str, Callable[[], Any]]] = [
-            ("mlflow", _call("import_mlflow", "mlflow")),
-            ("mlflow's tracking store", _call("import_mlflow", "tracking")),
-            ("mlflow's registry store", _call("import_mlflow", "registry")),
-            ("the template", _call("prepare_template")),
-            ("the store", _call("open_existing")),
+            ("mlflow", _call("mlflow_sqlite", "import_mlflow", "mlflow")),
+            ("mlflow's tracking store", _call("mlflow_sqlite", "import_mlflow", "tracking")),
+            ("mlflow's registry store", _call("mlflow_sqlite", "import_mlflow", "registry")),
+            ("the template", _call("mlflow_sqlite", "prepare_template")),
+            ("the store", _call("tracking", "open_existing")),
             *((name, _importer(name)) for name in modules),
             ("sklearn", _importer("sklearn")),
             ("skops", _import_skops),
@@ -157,10 +157,13 @@ def _import_skops() -> None:
     import_skops_io()
 
 
-def _call(name: str, *args: Any) -> Callable[[], Any]:
+def _call(module: str, name: str, *args: Any) -> Callable[[], Any]:
+    """A step calling ``name(*args)`` of the store module ``module`` (the store's modules are
+    the ones importing mlflow), imported when the step runs."""
     def run() -> Any:
-        from . import tracking  # (the only module importing mlflow)
+        from . import mlflow_sqlite, tracking
 
-        return getattr(tracking, name)(*args)
+        owner = {"mlflow_sqlite": mlflow_sqlite, "tracking": tracking}[module]
+        return getattr(owner, name)(*args)
 
     return run
