@@ -1,0 +1,1 @@
+"""Example data written by our own code, for the tutorials, tests and benchmarks."""
