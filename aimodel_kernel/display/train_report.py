@@ -45,7 +45,11 @@ class TrainReport(Report):
     def view_notes(self) -> list[str]:
         """The line to continue an interrupted run, then the result's notes."""
         r = self.result
-        return ([r.resume_hint] if r.resume_hint else []) + list(r.notes)
+        counts = getattr(r, "parameters", None)  # PyTorch: trainable vs total parameters
+        trainable = ([f"{counts['trainable']:,} of {counts['total']:,} parameters trainable "
+                      f"({100 * counts['trainable'] / max(counts['total'], 1):.2f} %)"]
+                     if counts else [])
+        return ([r.resume_hint] if r.resume_hint else []) + trainable + list(r.notes)
 
     def view_status(self) -> view.Status:
         """``warning`` when training was interrupted (no version registered)."""

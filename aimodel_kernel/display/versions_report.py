@@ -72,7 +72,8 @@ class VersionsReport(Report):
                 ", ".join(v.aliases),
                 _created(v.created),
                 tags.get(f"{TAG}parent", ""),
-                tags.get(f"{TAG}model_class", "").rsplit(".", 1)[-1],
+                tags.get(f"{TAG}model_class", "").rsplit(".", 1)[-1]
+                + (f" ({tags[f'{TAG}lora']})" if tags.get(f"{TAG}lora") else ""),
                 task,
                 tags.get(f"{TAG}data.sha256", "")[:10],
                 _headline(v.metrics),

@@ -21,7 +21,8 @@ class CompressMagics(AimodelMagicsBase):
     @magic_arguments()
     @argument("model", help="a trained scikit-learn estimator or torch.nn.Module")
     @argument("--check", nargs="+", metavar="NAME",
-              help="X y: rows every variant is verified and timed on (required)")
+              help="X y: rows every variant is verified and timed on (required; X alone "
+                   "when it is a dict holding 'labels')")
     @argument("--prune", type=float, metavar="AMOUNT",
               help="PyTorch: zero this fraction of the Linear/Conv weights (global magnitude)")
     @argument("--structured", type=float, metavar="AMOUNT",
@@ -69,16 +70,20 @@ class CompressMagics(AimodelMagicsBase):
             raise UsageError("--check X y is required: every variant is verified against the "
                              f"original on those rows, e.g. %compress {args.model} --check "
                              "X_test y_test")
-        if len(args.check) != 2:
+        if len(args.check) > 2:
             raise UsageError("--check takes X and y: --check X_test y_test")
         model = self.resolve(args.model, "model")
         X = self.resolve(args.check[0], "--check X")
-        y = self.resolve(args.check[1], "--check y")
+        holds_labels = isinstance(X, dict) and ("labels" in X or "label" in X)
+        if len(args.check) == 1 and not holds_labels:  # a dict X may carry them (HF style)
+            raise UsageError("--check takes X and y: --check X_test y_test")
+        y = self.resolve(args.check[1], "--check y") if len(args.check) == 2 else None
         calibration = self.resolve(args.calibrate, "--calibrate") if args.calibrate else None
         result = compress(
             model, X, y, prune=args.prune, structured=args.structured, quantize=args.quantize,
             onnx=args.onnx, max_drop=args.max_drop, name=args.name, out=args.out,
             log=not args.no_log, threads=args.threads, repeats=args.repeats,
             calibration=calibration, settings=self.settings(), source=self.source("compress", line),
-            names=(args.model, args.check[0], args.check[1]))
+            names=(args.model, args.check[0],
+                   args.check[1] if len(args.check) == 2 else f"{args.check[0]}['labels']"))
         return CompressReport(result)

@@ -51,9 +51,14 @@ class AimodelMagics(AimodelMagicsBase):
     @option("batch_size", help="PyTorch: rows per step (default 64)")
     @option("lr", help="PyTorch: learning rate (default 1e-3)")
     @option("weight_decay", help="PyTorch: weight decay (default 0.01)")
-    @option("optimizer", help="PyTorch: optimizer (default adamw)")
+    @option("optimizer", metavar="NAME",
+            help="PyTorch: adamw (default), adam, sgd, rmsprop, or a factory in the notebook: "
+                 "fn(params) -> torch.optim.Optimizer")
     @option("momentum", help="PyTorch: SGD momentum (default 0.9)")
-    @option("loss", help="PyTorch: loss (default: cross-entropy for classes, MSE for regression)")
+    @option("loss", metavar="NAME",
+            help="PyTorch: auto (the model's own loss when it computes one, else cross-entropy "
+                 "for classes, MSE for regression), cross_entropy, bce, mse, l1, huber, or a "
+                 "callable fn(predictions, target) / nn.Module in the notebook")
     @seed_arg
     @option("device", help="PyTorch: device")
     @option("devices", metavar="N",
@@ -137,7 +142,7 @@ class AimodelMagics(AimodelMagicsBase):
             %train net X y --devices 4 --export-script train.py  # then: torchrun ... train.py
         """
         from ..engine.core.events import TrainingEnd, ignore_event
-        from ..engine.core.options import config_from_flags, torch_only_flags
+        from ..engine.core.options import LOSSES, OPTIMIZERS, config_from_flags, torch_only_flags
         from ..engine.store.serialize import framework_of
         from ..engine.training.entry import train
 
@@ -151,6 +156,16 @@ class AimodelMagics(AimodelMagicsBase):
             if wrong:
                 raise UsageError(f"{wrong[0]} applies to PyTorch models; {type(model).__name__} "
                                  "is a scikit-learn estimator (set its parameters instead)")
+        for flag, builtin in (("loss", LOSSES), ("optimizer", OPTIMIZERS)):  # or a callable
+            name = getattr(args, flag)
+            if name is not None and name not in builtin:
+                if name not in self.shell.user_ns:
+                    raise UsageError(f"--{flag} {name!r} is neither one of "
+                                     f"{', '.join(builtin)} nor defined in the notebook")
+                if not callable(self.shell.user_ns[name]):
+                    raise UsageError(f"--{flag} {name!r} is a "
+                                     f"{type(self.shell.user_ns[name]).__name__}, not callable")
+                setattr(args, flag, self.shell.user_ns[name])
         config = config_from_flags(vars(args))
         val_data = self._val_data(args.val_data)
         settings = self.settings()
@@ -204,7 +219,8 @@ class AimodelMagics(AimodelMagicsBase):
     @magic_arguments()
     @model_arg
     @argument("X", help="features to evaluate on")
-    @argument("y", nargs="?", help="true targets (omit for a Dataset/DataLoader)")
+    @argument("y", nargs="?", help="true targets (omit for a Dataset/DataLoader, or a dict X "
+                                   "holding them under 'labels')")
     @task_arg.but(help="the task (default: from the model's training run, else inferred from y)")
     @argument("--cv", type=int, metavar="K",
               help="scikit-learn: K-fold cross-validation of a fresh clone (stratified for "
@@ -241,7 +257,7 @@ class AimodelMagics(AimodelMagicsBase):
         y = self.resolve(args.y, "y") if args.y else None
         result = evaluate(model, X, y, task=args.task or "auto", cv=args.cv, ci=args.ci,
                           n_boot=args.n_boot, seed=args.seed, log=not args.no_log,
-                          name=args.model)
+                          name=args.model, x_name=args.X, y_name=args.y or "y")
         report = EvaluationReport(result)
         self.log_plots(result, report)
         return report

@@ -37,6 +37,11 @@ class ExplainMagics(AimodelMagicsBase):
                    "permutation/kernel, 500 LIME)")
     @seed_arg.but(default=0, help="seed of the samples (0)")
     @argument("--top", type=int, default=10, help="features shown and logged (10)")
+    @argument("--tokenizer", metavar="TOK",
+              help="token models: a tokenizer in the namespace; tokens are shown as its text "
+                   "(convert_ids_to_tokens) instead of ids")
+    @argument("--steps", type=int, metavar="N", dest="n_steps",
+              help="token and image models: steps of the Integrated Gradients integral (50)")
     @no_log_arg
     @line_magic
     @usage_errors
@@ -47,6 +52,10 @@ class ExplainMagics(AimodelMagicsBase):
         (scikit-learn trees, forests and boosting; XGBoost/LightGBM), LinearExplainer for linear
         models, DeepExplainer (DeepLIFT gradients) for PyTorch modules, and a model-agnostic
         PermutationExplainer on a seeded background sample otherwise; ``--method`` overrides.
+        A PyTorch model given token ids (an int tensor, a dict with ``input_ids``, a Dataset of
+        them) gets per-token Integrated Gradients on its embedding layer (Captum), the text
+        shown with each token coloured; given images (N, C, H, W) or (N, H, W), a heat map of
+        Integrated Gradients over each image.
         A Pipeline is explained in the features its final step sees. Without ``--row``: mean
         |SHAP| bars and a beeswarm over a seeded sample of rows; with ``--row N``: a waterfall
         for that row (``--method both`` adds LIME beside it). Before a slow explainer runs on
@@ -64,18 +73,23 @@ class ExplainMagics(AimodelMagicsBase):
             %explain clf X_test --row 17 --method both   # SHAP and LIME side by side
             %explain clf X_test --class virginica --top 5
             r = %explain clf X_test                      # r.values, r.importance, r.to_dict()
+            %explain bert enc --tokenizer tok            # enc: dict of input_ids, attention_mask
+            r = %explain cnn images --steps 32 --max-rows 20   # r.heatmaps
         """
-        from ..display.explain_report import ExplainReport
+        from ..display.attribution_report import report_for
         from ..engine.explanation.entry import SlowExplanationWarning, explain
 
         args = parse(self.explain, line)
         model = self.resolve(args.model, "model")
         X = self.resolve(args.X, "X")
+        tokenizer = self.resolve(args.tokenizer, "tokenizer") if args.tokenizer else None
         with warnings.catch_warnings():
             warnings.simplefilter("always", SlowExplanationWarning)  # every time, not once
             result = explain(model, X, row=args.row, method=args.method, target=args.target,
                              max_rows=args.max_rows, background=args.background, seed=args.seed,
-                             top=args.top, log=not args.no_log, name=args.model, x_name=args.X)
-        report = ExplainReport(result)
+                             top=args.top, log=not args.no_log, name=args.model, x_name=args.X,
+                             tokenizer=tokenizer, tokenizer_name=args.tokenizer,
+                             n_steps=args.n_steps)
+        report = report_for(result)
         self.log_plots(result, report)
         return report

@@ -56,7 +56,7 @@ def option_spec(name: str, default: Any) -> ParamSpec:
     checkbox for a switch, a literal field for an optional number, else a number or text."""
     flag = FLAG_OF[name]
     choices: tuple = ()
-    if flag.kind == "choice":
+    if flag.kind in ("choice", "named"):  # the panel offers a named option's built-ins
         kind, choices = "choice", ((None,) if default is None else ()) + flag.choices
     elif flag.kind in ("switch", "off"):
         kind = "bool"

@@ -298,3 +298,29 @@ def test_a_checkpoint_of_the_earlier_two_file_format_still_reads(tmp_path):
     checkpoints.write(directory, state)  # rewritten in the one-file format
     assert not (directory / checkpoints.META).exists()
     assert checkpoints.read(directory).epoch == 3
+
+
+def test_a_costly_checkpoint_spaces_out_the_next_ones(tmp_path):
+    """Writes of a large model's state are not due before COST_RATIO times the last write's
+    duration, so they stay a small share of the training time; --checkpoint-every 0 still asks
+    for every epoch."""
+    import time
+
+    from aimodel_kernel.engine.training.checkpoints import CheckpointWriter
+
+    writer = CheckpointWriter(tmp_path / "c", min_interval=0.01)
+    try:
+        time.sleep(0.02)
+        assert writer.due()  # a cheap (so far: no) write: the interval alone decides
+        writer.last_write_seconds = 0.01  # as measured after a write of 10 ms
+        writer._last_submit = time.monotonic()
+        time.sleep(0.05)
+        assert not writer.due()  # 0.05 s < 20 x 10 ms
+        time.sleep(0.2)
+        assert writer.due()
+        every = CheckpointWriter(tmp_path / "e", min_interval=0)
+        every.last_write_seconds = 10.0
+        assert every.due()
+        every.close()
+    finally:
+        writer.close()

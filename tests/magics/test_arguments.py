@@ -180,8 +180,7 @@ def test_magic_choices_are_the_engines_constants():
         (FairnessMagics.fairness, "constraint", options.FAIRNESS_CONSTRAINTS),
         (ExplainMagics.explain, "method", options.EXPLAIN_METHODS),
         (CompressMagics.compress, "quantize", options.QUANTIZATIONS),
-        (AimodelMagics.train, "optimizer", options.OPTIMIZERS),
-        (AimodelMagics.train, "loss", options.LOSSES),
+        # --optimizer / --loss: a choice or a callable's name in the namespace (no choices)
         (AimodelMagics.train, "device", options.DEVICES),
         (AimodelMagics.train, "monitor", options.MONITORS),
         (AimodelMagics.train, "backend", options.BACKENDS),

@@ -265,7 +265,7 @@ def test_an_unclosed_quote_is_a_usage_error_in_every_magic(nb):
 def test_datetime_features_and_targets(nb):
     _trained(nb, "clf X y --name c")
     refused(nb, "train", "lr X ydt", r"ydt holds datetime64\[ns\] values; a target must be")
-    refused(nb, "evaluate", "clf X ydt", r"y holds datetime64\[ns\] values")
+    refused(nb, "evaluate", "clf X ydt", r"ydt holds datetime64\[ns\] values")
     refused(nb, "evaluate", "clf Xdt y", r"non-numeric columns \('a' \(datetime64\[ns\]\)\); "
                                          "clf takes numbers")
     refused(nb, "explain", "clf Xdt", "non-numeric columns")
@@ -294,7 +294,7 @@ def test_sparse_matrices_of_any_format(nb):
     refused(nb, "train", "fresh coo y", r"coo is a sparse matrix; a PyTorch model takes dense "
                                         r"rows: pass coo.toarray\(\)")
     refused(nb, "evaluate", "hgb csr y", r"hgb takes dense rows, not a sparse matrix: pass "
-                                         r"X.toarray\(\)")
+                                         r"csr.toarray\(\)")
     refused(nb, "evaluate", "net Tsp y", r"a sparse tensor cannot be used as it is; pass "
                                          r"X.to_dense\(\)")
 
@@ -305,20 +305,20 @@ def test_lists_object_targets_and_bfloat16_for_pytorch(nb):
     assert nb.run_line_magic("evaluate", "net X yobj --no-log").metrics["accuracy"] >= 0
     assert nb.run_line_magic("evaluate", "net Tbf y --no-log").n_samples == 60
     assert nb.run_line_magic("evaluate", "net Xb y --no-log").n_samples == 60  # as %train feeds
-    refused(nb, "evaluate", "net X ymixed", r"y mixes value types \(int, str\); make its values "
-                                            r"one type, e.g. y.astype\(str\)")
+    refused(nb, "evaluate", "net X ymixed", r"ymixed mixes value types \(int, str\); make its "
+                                            r"values one type, e.g. ymixed.astype\(str\)")
     refused(nb, "train", "fresh ragged y", "ragged is a ragged list")
 
 
 def test_a_pytorch_model_of_another_width_or_dtype(nb):
     _trained(nb, "net X y --name n --epochs 2")
     shape = r"\(rows of shape \(3,\)\) does not fit net: RuntimeError: mat1 and mat2 shapes"
-    refused(nb, "evaluate", "net X3 y", "X " + shape)
+    refused(nb, "evaluate", "net X3 y", "X3 " + shape)
     refused(nb, "explain", "net X3", "X3 " + shape)
     refused(nb, "fairness", "net X3 y --sensitive s", "X3 " + shape)
     refused(nb, "compress", "net --check X3 y --onnx", "X3 " + shape)
     ints = r"must have the same dtype.*; X holds int64 values: pass floats"
-    refused(nb, "evaluate", "net Xi y", ints)
+    refused(nb, "evaluate", "net Xi y", ints.replace("X holds", "Xi holds"))
     refused(nb, "explain", "net Xi", ints.replace("X holds", "Xi holds"))
     refused(nb, "compress", "net --check Ti y", ints.replace("X holds", "Ti holds"))
     refused(nb, "diff", "n/1 n/1 --data Xi y", "n/1 cannot predict on X: X .*" + ints)
@@ -337,7 +337,7 @@ def test_columns_other_than_the_training_columns(nb):
         refused(nb, "fairness", f"fclf {x} y --sensitive s", expected)
         refused(nb, "compress", f"fclf --check {x} y --onnx", expected)
         refused(nb, "diff", f"fc/1 fc/1 --data {x} y", "trained on")
-    refused(nb, "evaluate", "fclf X3 y", "X has 3 columns but fclf was trained on 5 features")
+    refused(nb, "evaluate", "fclf X3 y", "X3 has 3 columns but fclf was trained on 5 features")
 
 
 def test_scikit_learns_own_refusals_are_one_line_errors(nb):

@@ -11,8 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from ..core import batches as contract
 from ..core.data import TaskInfo
+from ..core.torch_inputs import as_model_input
 from ..store.onnx_model import OnnxModel, labels_from_raw
+from .feeds import onnx_feeds
 
 AGREEMENT_REL_TOL = 0.01  # regression: predictions within 1 % of the original's spread agree
 
@@ -36,28 +39,33 @@ class Runner:
 
 
 def torch_runner(module: Any, task: TaskInfo, batch_size: int = 1024) -> Runner:
-    """Eager PyTorch in eval mode under ``inference_mode`` (training mode restored after)."""
+    """Eager PyTorch in eval mode under ``inference_mode`` (training mode restored after).
+
+    Rows are a numpy array or a batch of the contract (a tensor, a tuple or dict of tensors):
+    floating inputs take the module's dtype, token ids stay integers.
+    """
     import torch
 
     params = list(module.parameters())
     floats = [p.dtype for p in params if p.is_floating_point()]
     dtype = floats[0] if floats else torch.float32
+    device = params[0].device if params else torch.device("cpu")
 
-    def prepare(x: np.ndarray) -> Any:
-        return torch.from_numpy(np.ascontiguousarray(x)).to(dtype)
+    def prepare(x: Any) -> Any:
+        return as_model_input(x, device, dtype)
 
     def forward(x: Any) -> Any:
-        out = module(x)
-        out = getattr(out, "logits", out)
-        return out[0] if isinstance(out, tuple | list) else out
+        return contract.predictions(contract.call(module, x))
 
-    def outputs(X: np.ndarray) -> Outputs:
+    def outputs(X: Any) -> Outputs:
         was_training = module.training
         module.eval()
         try:
             with torch.inference_mode():
-                parts = [forward(prepare(X[i : i + batch_size])).to(torch.float64).numpy()
-                         for i in range(0, len(X), batch_size)]
+                rows = prepare(X)
+                n = contract.batch_len(rows)
+                parts = [forward(contract.take(rows, slice(i, i + batch_size)))
+                         .to("cpu", torch.float64).numpy() for i in range(0, n, batch_size)]
         finally:
             module.train(was_training)
         raw = np.concatenate(parts)
@@ -96,24 +104,49 @@ def sklearn_runner(model: Any, task: TaskInfo) -> Runner:
     return Runner(outputs, call, lambda x: x)
 
 
-def onnx_runner(model: OnnxModel, task: TaskInfo) -> Runner:
-    """An onnxruntime session; labels as the original framework gives them."""
+def onnx_runner(model: OnnxModel, task: TaskInfo, batch_size: int = 1024) -> Runner:
+    """An onnxruntime session; labels as the original framework gives them. A PyTorch export
+    takes the rows of the batch contract, fed by input name in the graph's dtypes."""
+    if model.source != "sklearn":
+        return _torch_onnx_runner(model, task, batch_size)
 
     def outputs(X: np.ndarray) -> Outputs:
         out = model.outputs(X)
         if not task.is_classification:
             values = np.asarray(out[0], dtype=float).reshape(len(X), -1)[:, 0]
             return Outputs(values, values)
-        if model.source == "sklearn":
-            raw = np.asarray(out[1], dtype=float) if len(out) > 1 else None
-            return Outputs(raw, np.asarray(out[0]))
-        raw = np.asarray(out[0], dtype=np.float64)
-        return Outputs(raw, _labels(raw, task))
+        raw = np.asarray(out[1], dtype=float) if len(out) > 1 else None
+        return Outputs(raw, np.asarray(out[0]))
 
     def call(x: Any) -> Any:
         return model.session.run(None, {model.input_name: x})
 
     return Runner(outputs, call, lambda x: np.ascontiguousarray(x, dtype=np.float32))
+
+
+def _torch_onnx_runner(model: OnnxModel, task: TaskInfo, batch_size: int) -> Runner:
+    specs = model.session.get_inputs()
+
+    def prepare(x: Any) -> dict[str, np.ndarray]:
+        if isinstance(x, np.ndarray):
+            return {specs[0].name: np.ascontiguousarray(x, dtype=np.float32)}
+        return onnx_feeds(x, specs)
+
+    def call(feeds: dict[str, np.ndarray]) -> Any:
+        return model.session.run(None, feeds)
+
+    def outputs(X: Any) -> Outputs:
+        feeds = prepare(X)
+        n = len(next(iter(feeds.values())))
+        parts = [call({k: v[i : i + batch_size] for k, v in feeds.items()})[0]
+                 for i in range(0, n, batch_size)]
+        raw = np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
+        if not task.is_classification:
+            values = raw.reshape(n, -1)[:, 0]
+            return Outputs(values, values)
+        return Outputs(raw, _labels(raw, task))
+
+    return Runner(outputs, call, prepare)
 
 
 def _labels(raw: np.ndarray, task: TaskInfo) -> np.ndarray:

@@ -9,50 +9,36 @@ A variant that fails after that is reported in its row with the reason; the othe
 
 from __future__ import annotations
 
-import math
-import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ...config import Settings
+from ..core import batches as contract
 from ..core import links
-from ..core.data import TaskInfo, take_rows, to_numpy
+from ..core.data import take_rows
 from ..core.errors import InputError
-from ..core.inputs import cpu_count
-from ..core.model_names import check_model_name
-from ..core.options import QUANTIZATIONS
-from ..core.prediction import predict, prepare
-from ..store.onnx_model import OnnxModel, need
+from ..store.onnx_model import OnnxModel, session
 from ..store.serialize import framework_of, save_model
 from . import checks as checks
+from .feeds import onnx_feeds
 from .latency import BATCHES, measure, same_threads
-from .onnx_export import check_int8_path, export_sklearn, export_torch
-from .onnx_export import quantize_int8 as ort_quantize
-from .pruning import check_amount, count_params, prune_global, prune_structured
+from .onnx_export import check_export, export_sklearn, export_torch
+from .plan import Plan, check_plan
+from .pruning import count_params, prune_global, prune_structured
+from .quantize import (
+    DYNAMIC_OPS,
+    QUANTIZABLE_OPS,
+    check_int8_path,
+    quantize_dynamic_int8,
+)
+from .quantize import quantize_int8 as ort_quantize
 from .result import CompressResult, Variant, choose
 
 DEFAULT_MAX_DROP = 0.01
-
-
-@dataclass
-class _Plan:
-    """Checked inputs: everything needed to build the variants."""
-
-    framework: str
-    task: TaskInfo
-    X: Any  # the user's rows as given (a DataFrame stays one for scikit-learn)
-    Xn: np.ndarray  # float rows for PyTorch / onnxruntime
-    y: np.ndarray
-    calibration: np.ndarray
-    example: Any = None  # a small torch batch for export and tracing
-    onnx: bool = False
-    quantize: bool = False
-    auto: bool = False
 
 
 def compress(
@@ -115,14 +101,14 @@ def compress(
         onnx, onnxscript, onnxruntime or skl2onnx is missing.
     """
     framework = framework_of(model)
-    plan = _check(model, X, y, framework, prune=prune, structured=structured, quantize=quantize,
+    plan = check_plan(model, X, y, framework, prune=prune, structured=structured, quantize=quantize,
                   onnx=onnx, max_drop=max_drop, name=name, threads=threads, repeats=repeats,
                   calibration=calibration, names=names, out=out)
     budget = DEFAULT_MAX_DROP if max_drop is None else float(max_drop)
     link = links.lookup(model)
     result = CompressResult(type(model).__name__, framework, plan.task,
                             checks.metric_name(plan.task), [], budget, threads=threads,
-                            n_check=len(plan.Xn))
+                            n_check=plan.n)
     if link is not None and link.name and link.version is not None:
         result.parent = f"{link.name}/{link.version}"
     result.name = name or (f"{link.name}-compressed" if link is not None and link.name else None)
@@ -131,10 +117,17 @@ def compress(
         bases = _bases(model, plan, prune, structured)  # InputError here still changes nothing
         base_onnx = _export_original(model, plan, work, result) if plan.onnx or plan.quantize \
             else None
-        if calibration is None and plan.quantize:
-            result.notes.append(f"int8 activations calibrated on the first "
-                                f"{len(plan.calibration)} check rows; pass a calibration set "
-                                "(--calibrate X_train) to keep them apart")
+        if plan.quantize and plan.int8 == "dynamic":
+            result.notes.append("int8 is onnxruntime's dynamic quantization (the model takes "
+                                "token ids): weights int8, activations quantized per batch"
+                                + ("; --calibrate is not used" if calibration is not None
+                                   else ""))
+        elif calibration is None and plan.quantize:
+            n_calib = contract.batch_len(plan.calibration) if plan.framework == "torch" \
+                else len(plan.calibration)
+            result.notes.append(f"int8 activations calibrated on the first {n_calib} check "
+                                "rows; pass a calibration set (--calibrate X_train) to keep "
+                                "them apart")
         runners = _build(model, plan, bases, base_onnx, work, result, threads)
         _verify(plan, runners, result)
         _time(plan, runners, result, repeats, threads)
@@ -150,117 +143,7 @@ def compress(
     return result
 
 
-# -- checks ------------------------------------------------------------------------------------
-def _check(model: Any, X: Any, y: Any, framework: str, *, prune: float | None,
-           structured: float | None, quantize: str | None, onnx: bool, max_drop: float | None,
-           name: str | None, threads: int, repeats: int, calibration: Any,
-           names: tuple[str, str, str], out: str | Path | None = None) -> _Plan:
-    model_name, x_name, _ = names
-    prune = check_amount(prune, "--prune")
-    structured = check_amount(structured, "--structured")
-    if quantize not in (None, *QUANTIZATIONS):
-        raise InputError(f"--quantize supports int8 only; got {quantize!r}")
-    if framework == "sklearn" and (prune is not None or structured is not None):
-        flag = "--prune" if prune is not None else "--structured"
-        raise InputError(f"{flag} applies to PyTorch models; {model_name} is a scikit-learn "
-                         f"{type(model).__name__} (try --onnx)")
-    if max_drop is not None and not (isinstance(max_drop, int | float) and 0 <= max_drop < 1
-                                     and math.isfinite(max_drop)):
-        raise InputError(f"--max-drop is the largest metric drop allowed, e.g. 0.01 for one "
-                         f"point; got {max_drop}")
-    cores = cpu_count()
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise InputError(f"--threads must be a positive whole number; got {threads}")
-    if threads > cores:  # thousands of OpenMP threads crash the process (SIGSEGV in libgomp)
-        raise InputError(f"--threads {threads} is more than the {cores} cores this kernel may "
-                         f"use; pass --threads 1 to {cores}")
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 5:
-        raise InputError(f"--repeats must be at least 5; got {repeats}")
-    if name is not None:
-        check_model_name(name)
-    _check_out(out)
-    auto = not (prune or structured or quantize or onnx)
-    wants_onnx = onnx or quantize is not None or auto
-    if wants_onnx:
-        need("onnx", "ONNX export")
-        need("onnxruntime", "running ONNX models")
-        need("skl2onnx" if framework == "sklearn" else "onnxscript", "ONNX export")
-    if _kind_of(X) in ("dataset", "loader", "sparse"):
-        raise InputError(f"--check takes arrays, DataFrames or tensors; {x_name} is a "
-                         f"{_kind_of(X)}")
-    data, task = prepare(model, X, y, name=model_name, x_name=x_name, y_name=names[2])
-    Xn = to_numpy(data.X)
-    if Xn.dtype.kind not in "biuf":
-        raise InputError(f"{x_name} must be numeric for ONNX and PyTorch (dtype {Xn.dtype})")
-    Xn = Xn.astype(np.float32) if Xn.dtype.kind != "f" else Xn
-    example = None
-    if framework == "torch":
-        example = _fits_torch(model, Xn, model_name, x_name)
-    elif getattr(model, "n_features_in_", None) not in (None, Xn.shape[1] if Xn.ndim == 2 else 0):
-        raise InputError(f"{x_name} has rows of shape {Xn.shape[1:]} but {model_name} was "
-                         f"fitted on {model.n_features_in_} features")
-    pred = predict(model, data.X, task=task, x_name=x_name, name=model_name)
-    calib = Xn if calibration is None else _calibration_rows(calibration)
-    if calib.shape[1:] != Xn.shape[1:] or calib.dtype.kind not in "biuf" or not len(calib):
-        raise InputError(f"the calibration rows have shape {calib.shape[1:]} (dtype "
-                         f"{calib.dtype}) but {x_name} has {Xn.shape[1:]}; pass --calibrate rows "
-                         f"like {x_name}'s")
-    if calib.dtype.kind == "f" and not np.isfinite(calib).all():
-        raise InputError("the calibration rows have NaN or infinite values; impute or drop them")
-    return _Plan(framework, pred.task, data.X, Xn, np.asarray(data.y), calib[:512].astype(
-        np.float32), example, onnx or auto, quantize is not None or auto, auto)
-
-
-def _kind_of(X: Any) -> str:
-    from ..core.data import is_dataset, is_loader, is_sparse
-
-    if is_loader(X):
-        return "loader"
-    if is_dataset(X):
-        return "dataset"
-    return "sparse" if is_sparse(X) else "array"
-
-
-def _calibration_rows(calibration: Any) -> np.ndarray:
-    try:
-        return np.asarray(to_numpy(calibration))
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"--calibrate takes rows like --check X's: {exc}") from None
-
-
-def _check_out(out: str | Path | None) -> None:
-    """Raise :class:`InputError` when ``--out`` cannot be written: checked before any work."""
-    if out is None:
-        return
-    target = Path(out).expanduser()
-    if target.suffix == ".onnx" and target.is_dir():
-        raise InputError(f"--out {out} is a folder; name a .onnx file or a folder without the "
-                         "suffix")
-    folder = target.parent if target.suffix == ".onnx" else target
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"--out {out}: {existing} is not a writable folder; pass a path "
-                         "you can write to")
-
-
-def _fits_torch(model: Any, Xn: np.ndarray, model_name: str, x_name: str) -> Any:
-    """A small example batch, after checking the module runs on the check rows' shape."""
-    rows = Xn[: max(2, min(len(Xn), 8))]
-    if len(rows) < 2:
-        rows = np.concatenate([rows, rows])
-    runner = checks.torch_runner(model, TaskInfo("regression"))
-    try:
-        runner.outputs(rows)
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise InputError(f"{x_name} (rows of shape {tuple(Xn.shape[1:])}) does not fit "
-                         f"{model_name}: {type(exc).__name__}: {first}") from None
-    return runner.prepare(rows)
-
-
-def _bases(model: Any, plan: _Plan, prune: float | None,
+def _bases(model: Any, plan: Plan, prune: float | None,
            structured: float | None) -> list[tuple[str, Any, Any]]:
     """The models to export: the original, and its pruned copies (PyTorch)."""
     bases: list[tuple[str, Any, Any]] = [("original", model, None)]
@@ -271,21 +154,30 @@ def _bases(model: Any, plan: _Plan, prune: float | None,
     return bases
 
 
-def _export(module: Any, plan: _Plan, path: Path) -> None:
-    if plan.framework == "torch":
-        export_torch(module, plan.example, path)
-    else:
+def _export(module: Any, plan: Plan, path: Path) -> dict[str, Any]:
+    """Export ``module``; for PyTorch, check the file at batch 1 and another sequence length
+    (what it found: the exporter and the largest output difference of each check)."""
+    if plan.framework != "torch":
         export_sklearn(module, plan.Xn.shape[1], path)
+        return {}
+    exporter = export_torch(module, plan.example, path)
+    return {"exporter": exporter, "max_abs_diff": check_export(module, plan.example, path)}
 
 
-def _export_original(model: Any, plan: _Plan, work: Path, result: CompressResult) -> Path:
+def _export_original(model: Any, plan: Plan, work: Path, result: CompressResult) -> Path:
     """The original's float32 export, made first: a model that cannot be exported is the
     user's to fix (InputError), and int8 needs a graph with something to quantize."""
     path = work / "original.onnx"
-    _export(model, plan, path)
+    result.export_checks = _export(model, plan, path)
+    if result.export_checks:
+        checked = ", ".join(f"{what} (max |diff| {diff:.2g})" for what, diff in
+                            result.export_checks["max_abs_diff"].items())
+        result.notes.append(f"the ONNX export ({result.export_checks['exporter']} exporter) "
+                            f"matches PyTorch at {checked}")
     if plan.quantize:
         try:
-            check_int8_path(path, type(model).__name__)
+            check_int8_path(path, type(model).__name__,
+                            DYNAMIC_OPS if plan.int8 == "dynamic" else QUANTIZABLE_OPS)
         except InputError as exc:
             if not plan.auto:
                 raise
@@ -301,7 +193,7 @@ def _size(model: Any, folder: Path) -> int:
     return (folder / main).stat().st_size
 
 
-def _build(model: Any, plan: _Plan, bases: list[tuple[str, Any, Any]], base_onnx: Path | None,
+def _build(model: Any, plan: Plan, bases: list[tuple[str, Any, Any]], base_onnx: Path | None,
            work: Path, result: CompressResult, threads: int) -> dict[str, checks.Runner]:
     """Every variant row and a runner for each that could be built."""
     runners: dict[str, checks.Runner] = {}
@@ -335,7 +227,8 @@ def _build(model: Any, plan: _Plan, bases: list[tuple[str, Any, Any]], base_onnx
                 if int8:
                     path = work / f"{base}-int8.onnx"
                     if not path.exists():
-                        ort_quantize(fp32, path, plan.calibration)
+                        _quantize(fp32, path, plan)
+                    v.details["int8"] = plan.int8
                 v.file, v.size_bytes = path, path.stat().st_size
                 runtime = OnnxModel(path, task=task.task, classes=task.classes,
                                     source=plan.framework, threads=threads)
@@ -345,7 +238,22 @@ def _build(model: Any, plan: _Plan, bases: list[tuple[str, Any, Any]], base_onnx
     return runners
 
 
-def _verify(plan: _Plan, runners: dict[str, checks.Runner], result: CompressResult) -> None:
+def _quantize(fp32: Path, path: Path, plan: Plan) -> None:
+    """The int8 file of ``fp32``: dynamic for token models, else static on the calibration
+    rows (fed by input name for a model taking several inputs)."""
+    if plan.framework != "torch":
+        ort_quantize(fp32, path, plan.calibration)
+        return
+    specs = session(fp32).get_inputs()
+    if plan.int8 == "dynamic":
+        quantize_dynamic_int8(fp32, path, onnx_feeds(plan.example, specs))
+        return
+    n = contract.batch_len(plan.calibration)
+    ort_quantize(fp32, path, [onnx_feeds(contract.take(plan.calibration, slice(i, i + 64)), specs)
+                              for i in range(0, n, 64)])
+
+
+def _verify(plan: Plan, runners: dict[str, checks.Runner], result: CompressResult) -> None:
     """Outputs, metric, metric drop, output difference and agreement of every variant."""
     original = result.original
     ref = runners["original"].outputs(plan.X if plan.framework == "sklearn" else plan.Xn)
@@ -365,17 +273,17 @@ def _verify(plan: _Plan, runners: dict[str, checks.Runner], result: CompressResu
             v.fail(exc)
 
 
-def _time(plan: _Plan, runners: dict[str, checks.Runner], result: CompressResult,
+def _time(plan: Plan, runners: dict[str, checks.Runner], result: CompressResult,
           repeats: int, threads: int) -> None:
     """p50 / p95 at batch 1 and 256 of every working variant, all on ``threads`` threads."""
-    index = {b: np.resize(np.arange(len(plan.Xn)), b) for b in BATCHES}
+    index = {b: np.resize(np.arange(plan.n), b) for b in BATCHES}
     with same_threads(threads):
         for v in result.variants:
             runner = runners.get(v.name)
             if not v.ok or runner is None:
                 continue
             native = v.name == "original" and plan.framework == "sklearn"
-            inputs = {b: take_rows(plan.X, i) if native else runner.prepare(plan.Xn[i])
+            inputs = {b: take_rows(plan.X, i) if native else runner.prepare(plan.rows(i))
                       for b, i in index.items()}
             try:
                 if runner.context is not None:

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.batches import is_tensor
 from ..core.errors import InputError
 
 
@@ -279,6 +280,16 @@ def prune_structured(model: Any, amount: float, example: Any) -> tuple[Any, Prun
     """
     import torch
 
+    if not is_tensor(example):
+        names = ", ".join(map(str, example)) if isinstance(example, dict) else \
+            f"{len(example)} positional inputs"
+        raise InputError(f"--structured traces a model taking one tensor; "
+                         f"{type(model).__name__} takes several ({names}): use --prune")
+    if not is_tensor(example):
+        names = ", ".join(map(str, example)) if isinstance(example, dict) else \
+            f"{len(example)} positional inputs"
+        raise InputError(f"--structured traces a model taking one tensor; "
+                         f"{type(model).__name__} takes several ({names}): use --prune")
     before, _ = count_params(model)
     pruned = copy.deepcopy(model)
     was_training = pruned.training

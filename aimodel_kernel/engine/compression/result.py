@@ -102,6 +102,9 @@ class CompressResult:
     name: str | None = None
     parent: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: the original's ONNX export against PyTorch: exporter, max |diff| at batch 1 / another
+    #: sequence length (PyTorch models; also in ``notes``)
+    export_checks: dict[str, Any] = field(default_factory=dict)
 
     @property
     def original(self) -> Variant:

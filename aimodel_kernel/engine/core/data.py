@@ -1,21 +1,43 @@
-"""Coerce numpy / pandas / scipy / torch / Dataset inputs, infer the task, fingerprint the data.
+"""Check numpy / pandas / scipy / torch / Dataset / nested inputs and infer the task.
 
-Nothing here imports torch unless the caller already did: an object can only be a tensor or a
-``Dataset`` if ``torch`` is in ``sys.modules``.
+Nothing here imports torch unless the caller already did (:mod:`.kinds`). What an input is
+lives in :mod:`.kinds`, nested inputs' structure in :mod:`.nested`, targets read from Dataset
+items in :mod:`.targets` and fingerprints in :mod:`.fingerprints`; their public names are
+importable from here too.
 """
 
 from __future__ import annotations
 
-import hashlib
-import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .errors import InputError
+from .fingerprints import fingerprint
+from .kinds import (
+    _torch,
+    is_dataset,
+    is_frame,
+    is_hf_dataset,
+    is_loader,
+    is_sparse,
+    is_tensor,
+    is_torch_model,
+    to_numpy,
+)
+from .nested import is_nested, leaves, map_leaves, split_target
 from .options import TASK_CHOICES, TASKS
 from .plain import plain
+from .targets import check_target as _check_target
+from .targets import dataset_targets
+
+__all__ = [
+    "TASKS", "Data", "TaskInfo", "allows_nan", "check_data", "dataset_targets", "fingerprint",
+    "infer_task", "is_dataset", "is_frame", "is_hf_dataset", "is_loader", "is_sparse",
+    "is_tensor", "is_torch_model", "take_rows", "to_numpy",
+]
 
 _MAX_CLASSES = 100
 
@@ -43,7 +65,9 @@ class TaskInfo:
 class Data:
     """Validated inputs: ``X`` as given (never copied), ``y`` as a 1-d numpy array or ``None``.
 
-    ``kind`` is one of ``array``, ``frame``, ``sparse``, ``tensor``, ``dataset``, ``loader``.
+    ``kind`` is one of ``array``, ``frame``, ``sparse``, ``tensor``, ``nested`` (a tuple /
+    list / dict of arrays or tensors: ``extras["inputs"]`` names its leaves), ``dataset``
+    (also a Hugging Face ``datasets.Dataset``, then in the ``torch`` format), ``loader``.
     """
 
     X: Any
@@ -58,74 +82,12 @@ class Data:
         return self.kind in ("dataset", "loader")
 
 
-
-def _torch():
-    return sys.modules.get("torch")
-
-
-def is_tensor(obj: Any) -> bool:
-    torch = _torch()
-    return torch is not None and isinstance(obj, torch.Tensor)
-
-
-def is_dataset(obj: Any) -> bool:
-    torch = _torch()
-    return torch is not None and isinstance(obj, torch.utils.data.Dataset)
-
-
-def is_loader(obj: Any) -> bool:
-    torch = _torch()
-    return torch is not None and isinstance(obj, torch.utils.data.DataLoader)
-
-
-def is_frame(obj: Any) -> bool:
-    pd = sys.modules.get("pandas")
-    return pd is not None and isinstance(obj, pd.DataFrame | pd.Series)
-
-
-def is_sparse(obj: Any) -> bool:
-    sp = sys.modules.get("scipy.sparse")
-    return sp is not None and sp.issparse(obj)
-
-
-def to_numpy(obj: Any) -> np.ndarray:
-    """A numpy view of an array-like (tensor, pandas object, list); no copy when avoidable.
-
-    Tensors of a dtype numpy lacks (``bfloat16``) come back as float32; a DataFrame whose
-    columns are all numbers or booleans (which pandas would give as ``object``) as float64,
-    missing values as NaN.
-    """
-    if is_tensor(obj):
-        tensor = obj.detach().cpu()
-        if tensor.layout != _torch().strided:
-            raise InputError("a sparse tensor cannot be used as it is; pass X.to_dense()")
-        try:
-            return tensor.numpy()
-        except TypeError:  # bfloat16, float8 ...: no numpy dtype
-            return tensor.float().numpy()
-    if is_frame(obj):
-        out = obj.to_numpy()
-        if out.dtype.kind == "O" and _all_numeric(obj):
-            return obj.to_numpy(dtype=np.float64, na_value=np.nan)
-        return out
-    return np.asarray(obj)
-
-
-def _all_numeric(frame: Any) -> bool:
-    dtypes = [frame.dtype] if frame.ndim == 1 else list(frame.dtypes)
-    return bool(dtypes) and all(t.kind in "biuf" for t in dtypes)
-
-
-def is_torch_model(model: Any) -> bool:
-    """True for a ``torch.nn.Module`` (never imports torch)."""
-    torch = _torch()
-    return torch is not None and isinstance(model, torch.nn.Module)
-
-
 def _kind(X: Any) -> str:
+    if is_nested(X):
+        return "nested"
     if is_loader(X):
         return "loader"
-    if is_dataset(X):
+    if is_dataset(X) or is_hf_dataset(X):
         return "dataset"
     if is_tensor(X):
         return "tensor"
@@ -146,20 +108,6 @@ def _length(obj: Any, name: str) -> int:
             f"{name} has no length ({type(obj).__name__}); pass an array, DataFrame, tensor or a "
             "map-style Dataset"
         ) from None
-
-
-def dataset_targets(dataset: Any) -> np.ndarray:
-    """The targets of a map-style ``Dataset`` of ``(x, y)`` items, read once."""
-    targets = getattr(dataset, "targets", None)
-    if targets is not None and _length(targets, "targets") == len(dataset):
-        return to_numpy(targets).reshape(len(dataset), -1).squeeze(-1)
-    first = dataset[0]
-    if not isinstance(first, tuple | list) or len(first) != 2:
-        raise InputError(
-            f"{type(dataset).__name__} items must be (x, y) pairs to train with a target; "
-            f"the first item is a {type(first).__name__}"
-        )
-    return np.stack([to_numpy(dataset[i][1]) for i in range(len(dataset))])
 
 
 def _as_rows(X: Any, name: str) -> Any:
@@ -197,8 +145,13 @@ def check_data(
 
     Parameters
     ----------
-    X : array-like, DataFrame, sparse matrix, tensor, Dataset or DataLoader
-        Features. For a Dataset or DataLoader the targets come from its ``(x, y)`` items. A
+    X : array-like, DataFrame, sparse matrix, tensor, nested inputs, Dataset or DataLoader
+        Features. Nested inputs (kind ``nested``) are a tuple of arrays / tensors (positional
+        inputs of ``forward(a, b)``) or a dict of them (keyword inputs, e.g. ``input_ids``,
+        ``attention_mask``), one row per sample in every leaf; a dict may carry the target
+        under ``labels`` / ``label`` instead of ``y``. For a Dataset (also a Hugging Face
+        ``datasets.Dataset``, used in the ``torch`` format) or DataLoader the targets come
+        from its items: ``(x, y)`` or ``((a, b), y)`` pairs, or dicts with ``labels``. A
         list becomes an array, a sparse matrix in another format than CSR/CSC a CSR matrix and
         an array of non-native byte order a native one (``Data.X``); anything else is kept as
         given, never copied.
@@ -222,25 +175,16 @@ def check_data(
     InputError
         Mismatched lengths, NaN or infinite values, non-numeric columns (``numeric``), no
         feature columns, duplicate column names, a ragged list, a target that is not numbers
-        or labels (datetimes, mixed types), missing target.
+        or labels (datetimes, mixed types), missing target; nested leaves with different row
+        counts (naming them); a Hugging Face dataset column that is not numbers.
     """
+    if is_nested(X):
+        return _check_nested(X, y, numeric=numeric, allow_nan=allow_nan, require_y=require_y,
+                             x_name=x_name, y_name=y_name)
     X = _as_rows(X, x_name)
     kind = _kind(X)
     if kind in ("dataset", "loader"):
-        dataset = X.dataset if kind == "loader" else X
-        iterable = isinstance(dataset, _torch().utils.data.IterableDataset)
-        if iterable or not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
-            raise InputError(
-                f"{x_name} is an iterable-style dataset; pass a map-style Dataset (with __len__ "
-                "and __getitem__) so it can be split, shuffled, sharded over --devices "
-                "processes and fingerprinted"
-            )
-        if y is not None:
-            raise InputError(f"{x_name} is a {kind} that yields targets; do not also pass {y_name}")
-        if len(dataset) == 0:
-            raise InputError(f"{x_name} is empty")
-        targets = _check_target(dataset_targets(dataset), y_name)
-        return Data(X, targets, kind, len(dataset))
+        return _check_dataset(X, y, kind, require_y=require_y, x_name=x_name, y_name=y_name)
 
     n = _length(X, x_name)
     if n == 0:
@@ -248,10 +192,17 @@ def check_data(
     _check_layout(X, kind, numeric=numeric, name=x_name)
     names = [str(c) for c in X.columns] if kind == "frame" and X.ndim == 2 else None
     _check_features(X, kind, numeric=numeric, allow_nan=allow_nan, name=x_name)
+    return _with_target(Data(X, None, kind, n, names), y, require_y=require_y, x_name=x_name,
+                        y_name=y_name)
+
+
+def _with_target(data: Data, y: Any, *, require_y: bool, x_name: str, y_name: str) -> Data:
+    """``data`` with ``y`` checked as its target (one value per row)."""
+    n = data.n_samples
     if y is None:
         if require_y:
             raise InputError(f"no target given; pass it after {x_name}: MODEL {x_name} y")
-        return Data(X, None, kind, n, names)
+        return data
     y_arr = to_numpy(_as_rows(y, y_name)) if not is_sparse(y) else np.asarray(y)
     if y_arr.ndim == 2 and y_arr.shape[1] == 1:
         y_arr = y_arr[:, 0]
@@ -262,7 +213,122 @@ def check_data(
             f"{x_name} has {n} rows but {y_name} has {len(y_arr)}; pass one target per row"
         )
     y_arr = _check_target(y_arr, y_name)
-    return Data(X, y_arr, kind, n, names)
+    data.y = y_arr
+    return data
+
+
+def _check_dataset(X: Any, y: Any, kind: str, *, require_y: bool, x_name: str,
+                   y_name: str) -> Data:
+    """A map-style Dataset (torch or Hugging Face) or a DataLoader over one."""
+    dataset = X.dataset if kind == "loader" else X
+    torch = _torch()
+    iterable = torch is not None and isinstance(dataset, torch.utils.data.IterableDataset)
+    if iterable or not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+        raise InputError(
+            f"{x_name} is an iterable-style dataset; pass a map-style Dataset (with __len__ "
+            "and __getitem__) so it can be split, shuffled, sharded over --devices "
+            "processes and fingerprinted"
+        )
+    if y is not None:
+        raise InputError(f"{x_name} is a {kind} that yields targets; do not also pass {y_name}")
+    if len(dataset) == 0:
+        raise InputError(f"{x_name} is empty")
+    if is_hf_dataset(dataset) and kind == "dataset":
+        dataset = X = _torch_formatted(dataset, x_name)
+    try:
+        targets = _check_target(dataset_targets(dataset), y_name)
+    except InputError:
+        if require_y:
+            raise
+        targets = None
+    return Data(X, targets, kind, len(dataset))
+
+
+def _torch_formatted(dataset: Any, name: str) -> Any:
+    """A Hugging Face dataset in the ``torch`` format (the user's object is not changed), every
+    input column numbers."""
+    columns = list(dataset.format.get("columns") or dataset.column_names)
+    features = getattr(dataset, "features", None) or {}
+    text = [c for c in columns if c in features and _holds_text(features[c])]
+    if text:
+        shown = ", ".join(repr(c) for c in text[:4])
+        keep = [c for c in columns if c not in text]
+        raise InputError(f"{name} has columns that are not numbers ({shown}); a model takes "
+                         f"tensors: {name}.set_format('torch', columns={keep!r}) or "
+                         f"{name} = {name}.remove_columns([{shown}])")
+    if dataset.format.get("type") == "torch":
+        return dataset
+    return dataset.with_format("torch", columns=columns)
+
+
+def _holds_text(feature: Any) -> bool:
+    """Whether a ``datasets`` feature (a ``Value``, or a ``List`` / ``Sequence`` of one) holds
+    strings or other values that are not numbers."""
+    inner = feature
+    for _ in range(4):  # List(List(Value)) ...
+        nested = getattr(inner, "feature", None)
+        if nested is None:
+            break
+        inner = nested
+    dtype = getattr(inner, "dtype", None)
+    if isinstance(dtype, str):
+        return dtype in ("string", "large_string", "binary", "large_binary") \
+            or dtype.startswith(("timestamp", "date", "time", "duration"))
+    return False
+
+
+def _check_nested(X: Any, y: Any, *, numeric: bool, allow_nan: bool, require_y: bool,
+                  x_name: str, y_name: str) -> Data:
+    """A tuple / list / dict of arrays or tensors: every leaf checked, one row count for all."""
+    if isinstance(X, Mapping):
+        inputs, inner_y, key = split_target(X)
+        if inner_y is not None:
+            if y is not None:
+                raise InputError(f"{x_name} holds the target under {key!r}; do not also pass "
+                                 f"{y_name}")
+            if not inputs:
+                raise InputError(f"{x_name} holds only {key!r}; add the model's inputs")
+            X, y, y_name = inputs, inner_y, f"{x_name}[{key!r}]"
+    rows: dict[str, int] = {}
+
+    def check_leaf(name: str, leaf: Any) -> Any:
+        if isinstance(leaf, list | tuple):
+            try:
+                leaf = np.asarray(leaf)
+            except ValueError:
+                raise InputError(f"{name} is ragged (its rows have different lengths); pad it "
+                                 "(a tokenizer's padding=True, return_tensors='pt')") from None
+        leaf = _as_rows(leaf, name)
+        kind = _kind(leaf)
+        if kind in ("dataset", "loader", "sparse") or not hasattr(leaf, "__len__"):
+            raise InputError(f"{name} is a {type(leaf).__name__}; nested inputs take arrays, "
+                             "tensors or DataFrames (one row per sample)")
+        _check_layout(leaf, kind, numeric=numeric, name=name)
+        _check_features(leaf, kind, numeric=numeric, allow_nan=allow_nan, name=name)
+        rows[name] = _length(leaf, name)
+        return leaf
+
+    X = map_leaves(check_leaf, X, x_name)
+    counts = set(rows.values())
+    if len(counts) > 1:
+        (a, na), (b, nb) = _two_counts(rows)
+        raise InputError(f"{a} has {na} rows but {b} has {nb}; every input needs one row per "
+                         "sample")
+    n = counts.pop()
+    if n == 0:
+        raise InputError(f"{x_name} is empty")
+    data = _with_target(Data(X, None, "nested", n), y, require_y=require_y, x_name=x_name,
+                        y_name=y_name)
+    data.extras["inputs"] = [name for name, _ in leaves(X, x_name)]
+    return data
+
+
+def _two_counts(rows: dict[str, int]) -> tuple[tuple[str, int], tuple[str, int]]:
+    """The first leaf and the first leaf with another row count."""
+    items = list(rows.items())
+    first = items[0]
+    other = next(item for item in items if item[1] != first[1])
+    return first, other
 
 
 def _check_layout(X: Any, kind: str, *, numeric: bool, name: str) -> None:
@@ -289,49 +355,6 @@ def _check_layout(X: Any, kind: str, *, numeric: bool, name: str) -> None:
         kinds = ", ".join(sorted({type(c).__name__ for c in columns}))
         raise InputError(f"{name} has column names of mixed types ({kinds}); make them all "
                          f"strings: {name}.columns = {name}.columns.astype(str)")
-
-
-def _check_target(y: np.ndarray, name: str) -> np.ndarray:
-    """``y`` checked: no missing values, numbers or labels of one type (an ``object`` array of
-    numbers comes back numeric)."""
-    if y.dtype.kind == "O":
-        y = _uniform_target(y, name)
-    kind = y.dtype.kind
-    if kind in "mM":
-        raise InputError(f"{name} holds {y.dtype} values; a target must be numbers or class "
-                         f"labels: convert it first (e.g. {name}.astype('int64') or a label per "
-                         "period)")
-    if kind in "cV":
-        raise InputError(f"{name} has dtype {y.dtype}; a target must be real numbers or class "
-                         "labels")
-    if kind == "f":
-        bad = ~np.isfinite(y)
-        if bad.any():
-            raise InputError(
-                f"{name} has {int(bad.sum())} NaN or infinite values (first at row "
-                f"{int(np.flatnonzero(bad)[0])}); drop or fill those rows first"
-            )
-    return y
-
-
-def _uniform_target(y: np.ndarray, name: str) -> np.ndarray:
-    import pandas as pd
-
-    missing = np.flatnonzero(pd.isna(y))
-    if len(missing):
-        raise InputError(f"{name} has missing values (first at row {missing[0]}); drop them")
-    values = y.tolist()
-    types = {type(v) for v in values}
-    if all(issubclass(t, bool | int | float) for t in types):
-        return np.asarray(values)  # numbers held as objects: the numeric array they make
-    if all(issubclass(t, str | bytes) for t in types):
-        return y  # text labels stay as given (their fingerprint is recorded this way)
-    kinds = ", ".join(sorted(t.__name__ for t in types)[:4])
-    if len(types) == 1:
-        raise InputError(f"{name} holds {kinds} values; a target must be numbers or text labels: "
-                         "convert it first")
-    raise InputError(f"{name} mixes value types ({kinds}); make its values one type, e.g. "
-                     f"{name}.astype(str)")
 
 
 def _check_features(X: Any, kind: str, *, numeric: bool, allow_nan: bool, name: str) -> None:
@@ -403,66 +426,11 @@ def infer_task(y: np.ndarray, task: str = "auto") -> TaskInfo:
     return TaskInfo(inferred if task == "auto" else task, tuple(plain(c) for c in classes))
 
 
-def _hash_array(h: Any, arr: np.ndarray) -> None:
-    arr = np.ascontiguousarray(arr)
-    h.update(f"{arr.dtype.str}{arr.shape}".encode())
-    if arr.dtype.kind == "O":
-        h.update(repr(arr.tolist()).encode())
-    elif arr.size == 0:
-        return  # the header says it all (a memoryview of no bytes cannot be cast)
-    elif arr.dtype.kind in "mM":  # datetimes: the int64 ticks (the unit is in the header)
-        h.update(memoryview(arr.view(np.int64)).cast("B"))
-    else:
-        h.update(memoryview(arr).cast("B"))
-
-
-def fingerprint(data: Data) -> dict[str, Any]:
-    """Shape, dtypes and a SHA-256 of the training data, to recognise the same data later.
-
-    Returns
-    -------
-    dict
-        ``{"kind", "n_samples", "shape", "dtypes", "columns", "sha256"}``.
-    """
-    h = hashlib.sha256()
-    X = data.X
-    if data.kind == "frame":
-        frame = X.to_frame() if X.ndim == 1 else X
-        dtypes = {str(c): str(t) for c, t in frame.dtypes.items()}
-        h.update(repr(list(dtypes.items())).encode())
-        for column in frame.columns:
-            _hash_array(h, frame[column].to_numpy())
-        shape = list(frame.shape)
-    elif data.kind == "sparse":
-        csr = X.tocsr()
-        for part in (csr.data, csr.indices, csr.indptr):
-            _hash_array(h, part)
-        shape, dtypes = list(csr.shape), {"X": str(csr.dtype)}
-    elif data.kind in ("dataset", "loader"):
-        dataset = X.dataset if data.kind == "loader" else X
-        first = to_numpy(dataset[0][0])
-        for i in range(len(dataset)):
-            _hash_array(h, to_numpy(dataset[i][0]))
-        shape, dtypes = [len(dataset), *first.shape], {"X": str(first.dtype)}
-    else:
-        arr = to_numpy(X)
-        _hash_array(h, arr)
-        shape, dtypes = list(arr.shape), {"X": str(arr.dtype)}
-    if data.y is not None:
-        _hash_array(h, data.y)
-        dtypes["y"] = str(data.y.dtype)
-    return {
-        "kind": data.kind,
-        "n_samples": data.n_samples,
-        "shape": shape,
-        "dtypes": dtypes,
-        "columns": data.feature_names,
-        "sha256": h.hexdigest(),
-    }
-
-
 def take_rows(X: Any, index: np.ndarray) -> Any:
-    """Rows ``index`` of ``X`` in its own type (array, frame, sparse matrix or tensor)."""
+    """Rows ``index`` of ``X`` in its own type (array, frame, sparse matrix or tensor); of
+    nested inputs, those rows of every leaf (the same container back)."""
+    if is_nested(X):
+        return map_leaves(lambda _, leaf: take_rows(leaf, index), X)
     if is_frame(X):
         return X.iloc[index]
     if is_tensor(X):

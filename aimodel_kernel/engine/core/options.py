@@ -8,7 +8,7 @@ from these constants when ``%load_ext aimodel_kernel`` imports them.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -43,7 +43,10 @@ class TrainConfig:
     task : {"auto", "binary", "multiclass", "regression"}
         Inferred from the target by default.
     epochs, batch_size, lr, weight_decay, optimizer, loss, momentum
-        PyTorch loop settings (AdamW and cross-entropy / MSE by default).
+        PyTorch loop settings (AdamW and cross-entropy / MSE by default). ``loss`` may also be
+        a callable ``fn(predictions, target)`` (or an ``nn.Module``) and ``optimizer`` a
+        factory ``fn(params) -> Optimizer`` (``functools.partial(torch.optim.SGD, lr=0.1)``);
+        they are recorded by their qualified names.
     seed : int, optional
         Seeds the split, shuffling and torch; one is drawn and recorded when not given.
     device : {"auto", "cpu", "cuda", "mps"}
@@ -118,9 +121,9 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.01
-    optimizer: str = "adamw"
+    optimizer: str | Callable[..., Any] = "adamw"
     momentum: float = 0.9
-    loss: str = "auto"
+    loss: str | Callable[..., Any] = "auto"
     seed: int | None = None
     device: str = "auto"
     class_weight: str | None = None
@@ -180,8 +183,8 @@ class TrainConfig:
         self._validate_nodes()
         if self.export_script is not None and self.resume:
             raise InputError("--export-script writes a fresh training; it cannot --resume")
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("loss", self.loss, LOSSES)
+        _choice_or_callable("optimizer", self.optimizer, OPTIMIZERS)
+        _choice_or_callable("loss", self.loss, LOSSES)
         _choice("device", self.device, DEVICES)
         _choice("monitor", self.monitor, MONITORS)
         _choice("task", self.task, TASK_CHOICES)
@@ -250,7 +253,17 @@ class TrainConfig:
                              f"{self.devices * self.nodes} processes: make it at least that")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every field; a callable ``loss`` / ``optimizer`` as its qualified name."""
+        return asdict(self.replaced())
+
+    def replaced(self) -> TrainConfig:
+        """A copy with a callable ``loss`` / ``optimizer`` replaced by its qualified name (what
+        is recorded)."""
+        import copy
+
+        plain = copy.copy(self)
+        plain.loss, plain.optimizer = callable_name(self.loss), callable_name(self.optimizer)
+        return plain
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -267,9 +280,11 @@ class OptionFlag:
         The :class:`TrainConfig` field.
     flag : str
         The ``%train`` flag that sets it (``--batch-size``).
-    kind : {"int", "float", "str", "choice", "switch", "off"}
-        A value of that type; one of ``choices``; a flag without a value that sets the field to
-        ``True`` (``--deterministic``), or to ``False`` (``off``: ``--no-checkpoint``).
+    kind : {"int", "float", "str", "choice", "named", "switch", "off"}
+        A value of that type; one of ``choices``; one of ``choices`` or the name of a callable
+        in the notebook (``named``: ``--loss focal_loss``, resolved by the magic); a flag
+        without a value that sets the field to ``True`` (``--deterministic``), or to ``False``
+        (``off``: ``--no-checkpoint``).
     choices : tuple of str
         The allowed values of a ``choice`` (``None`` is allowed too when the default is ``None``).
     torch_only : bool
@@ -309,9 +324,10 @@ FLAGS = (
     OptionFlag("batch_size", "--batch-size", "int", torch_only=True),
     OptionFlag("lr", "--lr", "float", torch_only=True),
     OptionFlag("weight_decay", "--weight-decay", "float", torch_only=True),
-    OptionFlag("optimizer", "--optimizer", "choice", OPTIMIZERS, torch_only=True),
+    # a choice or a callable's name in the namespace (the %train magic resolves it)
+    OptionFlag("optimizer", "--optimizer", "named", OPTIMIZERS, torch_only=True),
     OptionFlag("momentum", "--momentum", "float", torch_only=True),
-    OptionFlag("loss", "--loss", "choice", LOSSES, torch_only=True),
+    OptionFlag("loss", "--loss", "named", LOSSES, torch_only=True),
     OptionFlag("device", "--device", "choice", DEVICES, torch_only=True),
     OptionFlag("early_stop", "--early-stop", "int", torch_only=True),
     OptionFlag("monitor", "--monitor", "choice", MONITORS, torch_only=True),
@@ -420,6 +436,24 @@ def split_endpoint(endpoint: str) -> tuple[str, int]:
 def _positive_int(flag: str, value: Any) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise InputError(f"--{flag} must be a positive integer; got {value!r}")
+
+
+def callable_name(value: Any) -> Any:
+    """A callable's qualified name (``module.qualname``; a ``functools.partial`` as
+    ``partial(torch.optim.sgd.SGD)``); anything else as it is."""
+    if isinstance(value, str) or not callable(value):
+        return value
+    func = getattr(value, "func", None)  # functools.partial
+    if func is not None and callable(func):
+        return f"partial({callable_name(func)})"
+    target = value if hasattr(value, "__qualname__") else type(value)  # an nn.Module instance
+    return f"{getattr(target, '__module__', '?')}.{target.__qualname__}"
+
+
+def _choice_or_callable(flag: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if (isinstance(value, str) or not callable(value)) and value not in allowed:
+        raise InputError(f"--{flag} must be one of {', '.join(allowed)} or the name of a "
+                         f"callable in the namespace; got {value!r}")
 
 
 def _choice(flag: str, value: Any, allowed: tuple[str, ...]) -> None:

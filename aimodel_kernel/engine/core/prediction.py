@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from . import batches as contract
 from . import links
 from .data import (
     TASKS,
@@ -25,19 +26,21 @@ from .data import (
     to_numpy,
 )
 from .errors import InputError, NotFittedError
-from .inputs import (
+from .inputs import check_model_input
+from .kinds import is_hf_dataset
+from .nested import is_nested
+from .options import TASK_CHOICES
+from .plain import plain
+from .sklearn_inputs import refusals
+from .torch_inputs import (
     FORWARD_ERRORS,
     PREDICT_BATCH,
     as_model_input,
-    batches,
-    check_model_input,
     forward_refused,
+    input_batches,
     module_device_dtype,
-    refusals,
     set_mode,
 )
-from .options import TASK_CHOICES
-from .plain import plain
 
 __all__ = ["Predictions", "check_fitted", "check_labels", "is_torch_model", "predict", "prepare",
            "resolve_task"]
@@ -169,6 +172,8 @@ def prepare(
     ----------
     model : fitted scikit-learn estimator or torch.nn.Module
     X, y : array-like, DataFrame, sparse matrix, tensor; or X a Dataset / DataLoader
+        For a PyTorch module X may also be several inputs (a tuple/list: positional, a dict:
+        keyword arguments); a dict holding ``labels`` (or ``label``) needs no ``y``.
     task : {"auto", "binary", "multiclass", "regression"}
     name, x_name, y_name : str, optional
         The user's names of the model and the data, for messages.
@@ -234,8 +239,14 @@ def predict(
 
 
 def _predict_sklearn(model: Any, X: Any, task: TaskInfo) -> Predictions:
-    if is_dataset(X) or is_loader(X):
-        raise InputError("scikit-learn models take arrays or DataFrames, not a torch Dataset")
+    datasets = is_dataset(X) or is_loader(X) or is_hf_dataset(X)
+    if getattr(model, "takes_nested_inputs", False):  # an ONNX export of a PyTorch model
+        if datasets:
+            return _concat([_predict_sklearn(model, batch, task)
+                            for batch in input_batches(X, PREDICT_BATCH)])
+    elif datasets or is_nested(X):
+        raise InputError("scikit-learn models take arrays or DataFrames, not a Dataset or "
+                         "several inputs")
     if is_tensor(X):
         X = to_numpy(X)
     y_pred = np.asarray(model.predict(X))
@@ -263,6 +274,14 @@ def _predict_sklearn(model: Any, X: Any, task: TaskInfo) -> Predictions:
     return Predictions(y_pred, raw, task, kind, notes)
 
 
+def _concat(parts: list[Predictions]) -> Predictions:
+    """The predictions of consecutive batches as one."""
+    first = parts[0]
+    scores = None if first.y_score is None else np.concatenate([p.y_score for p in parts])
+    return Predictions(np.concatenate([p.y_pred for p in parts]), scores, first.task,
+                       first.score_kind, first.notes)
+
+
 # -- PyTorch ---------------------------------------------------------------------------------
 def _forward_all(model: Any, X: Any, batch_size: int, x_name: str = "X",
                  name: str | None = None):
@@ -274,18 +293,18 @@ def _forward_all(model: Any, X: Any, batch_size: int, x_name: str = "X",
     set_mode(model, training=False)
     try:
         with torch.inference_mode():
-            for batch in batches(X, batch_size):
+            for batch in input_batches(X, batch_size):
                 x = as_model_input(batch, device, dtype)
                 try:
-                    out = model(x)
+                    out = contract.call(model, x)
                 except FORWARD_ERRORS as exc:
                     raise forward_refused(model, x, exc, x_name=x_name, name=name) from None
-                out = getattr(out, "logits", out)
-                if isinstance(out, tuple | list):
-                    out = out[0]
-                if not isinstance(out, torch.Tensor):
+                try:
+                    out = contract.predictions(out)
+                except TypeError:
                     raise InputError(f"{name or type(model).__name__}.forward returned a "
-                                     f"{type(out).__name__}; it must return a tensor of outputs")
+                                     f"{type(out).__name__}; it must return a tensor of outputs "
+                                     "(e.g. logits)") from None
                 outputs.append(out.detach().to("cpu", torch.float64))
     finally:
         set_mode(model, training=was_training)

@@ -1,5 +1,7 @@
 """``explain()``: SHAP values of a model, globally over a seeded sample of rows or locally for one
-row, optionally beside LIME; logged onto the model's run when ``%train`` produced it.
+row, optionally beside LIME; logged onto the model's run when ``%train`` produced it. A PyTorch
+model on token ids or images gets Integrated Gradients attributions instead (``tokens.py``,
+``images.py``; ``modality.py`` tells the rows apart).
 
 Which class is explained: ``target`` when given; otherwise for one row (``row=N``) the class the
 model predicts for it, for a global view of a binary classifier the positive class
@@ -20,6 +22,7 @@ from ..core.errors import InputError, require
 from ..core.inputs import check_model_input, check_seed
 from ..core.plain import plain
 from ..core.prediction import check_fitted, is_torch_model, predict, resolve_task
+from .attribution_result import AttributionResult
 from .choice import (
     BACKGROUND,
     SLOW,
@@ -39,6 +42,7 @@ from .inputs import (
     match_class,
     sample_rows,
 )
+from .modality import TABULAR, TOKENS, InputKind, input_kind
 from .record import log_result
 from .result import ExplainResult
 from .shap_values import Runner, run_rows
@@ -47,7 +51,7 @@ MAX_ROWS = 1000  # rows a global view explains by default (tree and linear expla
 SLOW_MAX_ROWS = WARN_ROWS  # ... with a per-row explainer (gradient, permutation, kernel)
 LIME_BACKGROUND = 500  # rows LIME takes its feature statistics from
 
-__all__ = ["METHODS", "ExplainResult", "SlowExplanationWarning", "explain"]
+__all__ = ["METHODS", "AttributionResult", "ExplainResult", "SlowExplanationWarning", "explain"]
 
 
 def _describe(space: str, explained: list[Any] | None, per_row: bool) -> str:
@@ -63,7 +67,8 @@ def explain(
     model: Any, X: Any, *, row: int | None = None, method: str = "auto", target: Any = None,
     max_rows: int | None = None, background: int | None = None, seed: int = 0, top: int = 10,
     log: bool = True, store: Any = None, name: str | None = None, x_name: str = "X",
-) -> ExplainResult:
+    tokenizer: Any = None, tokenizer_name: str | None = None, n_steps: int | None = None,
+) -> ExplainResult | AttributionResult:
     """Explain a fitted model's predictions on ``X`` with SHAP (and/or LIME for one row).
 
     Parameters
@@ -92,10 +97,20 @@ def explain(
         Tracking store to log to (the default store otherwise).
     name, x_name : str, optional
         The user's names of the model and data, for messages.
+    tokenizer : optional
+        Token models: a tokenizer whose ``convert_ids_to_tokens`` shows tokens as text.
+    tokenizer_name : str, optional
+        The user's name of the tokenizer, for messages.
+    n_steps : int, optional
+        Token and image models: steps of the Integrated Gradients path integral (50).
 
     Returns
     -------
     ExplainResult
+        Feature rows (SHAP / LIME).
+    TokenExplainResult or ImageExplainResult
+        A PyTorch model on token ids or images: Integrated Gradients attributions (Captum);
+        see :mod:`~aimodel_kernel.engine.explanation.modality` for how the rows are told apart.
 
     Warns
     -----
@@ -117,6 +132,18 @@ def explain(
     check_seed(seed)
     label = name or type(model).__name__
     is_torch = is_torch_model(model)
+    if is_torch:
+        kind = input_kind(model, X, name=label, x_name=x_name)
+        if kind.kind != TABULAR:
+            result = _attributions(model, X, kind, row=row, method=method, target=target,
+                                   max_rows=max_rows, background=background, seed=seed,
+                                   top=top, tokenizer=tokenizer, tokenizer_name=tokenizer_name,
+                                   n_steps=n_steps, name=name, x_name=x_name)
+            result.seconds = time.perf_counter() - started
+            if log:
+                log_result(model, result, store)
+            return result
+    _no_attribution_flags(tokenizer, n_steps, x_name)
     if not is_torch:
         check_fitted(model, name)
     est, pre = split_pipeline(model)
@@ -213,6 +240,35 @@ def explain(
     if log:
         log_result(model, result, store)
     return result
+
+
+def _no_attribution_flags(tokenizer: Any, n_steps: Any, x_name: str) -> None:
+    if tokenizer is not None:
+        raise InputError(f"--tokenizer applies to token ids; {x_name} holds feature rows for this "
+                         "model (drop --tokenizer)")
+    if n_steps is not None:
+        raise InputError(f"--steps applies to Integrated Gradients of token ids and images; "
+                         f"{x_name} holds feature rows for this model (drop --steps)")
+
+
+def _attributions(model: Any, X: Any, kind: InputKind, *, method: str, tokenizer: Any,
+                  tokenizer_name: str | None, **options: Any) -> AttributionResult:
+    """Integrated Gradients of a token or image model (the module docstring of
+    ``modality.py`` says which rows are which)."""
+    if method not in ("auto", "gradient"):
+        raise InputError(f"--method {method} does not apply to {kind.kind} inputs: "
+                         f"{kind.reason}, so they are explained with Integrated Gradients "
+                         "(Captum); use --method auto")
+    if kind.kind == TOKENS:
+        from .tokens import explain_tokens
+
+        return explain_tokens(model, X, kind, tokenizer=tokenizer,
+                              tokenizer_name=tokenizer_name, **options)
+    if tokenizer is not None:
+        raise InputError(f"--tokenizer applies to token ids; {kind.reason} (drop --tokenizer)")
+    from .images import explain_images
+
+    return explain_images(model, X, kind, **options)
 
 
 def _input_names(model: Any, names: list[str] | None) -> list[str] | None:

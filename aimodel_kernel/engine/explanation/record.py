@@ -1,8 +1,14 @@
 """Recording an explanation on the model's run: ``explain.*`` metrics, ``explain/importance.json``
-(the document ``%diff`` compares), a local explanation's JSON, and the report's plots."""
+(the document ``%diff`` compares), a local explanation's JSON, and the report's plots.
+
+Token and image attributions are recorded the same way: their importance is per token (or
+pixel), their method ``captum.<explainer>``. Metric names keep only the characters MLflow
+allows (a token such as ``[CLS]`` is logged as ``explain.importance._CLS_``).
+"""
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Any
 
@@ -10,13 +16,22 @@ from ..core import links
 from ..core.plain import jsonable
 from ..store.artifacts import IMPORTANCE
 from ..store.tracking import store_for
+from .attribution_result import AttributionResult
 from .result import ExplainResult
 
+_METRIC_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")
 
-def importance_record(result: ExplainResult) -> dict[str, Any]:
+
+def metric_name(feature: str) -> str:
+    """``explain.importance.<feature>`` with characters MLflow refuses replaced by ``_``."""
+    return "explain.importance." + _METRIC_UNSAFE.sub("_", feature[:200])
+
+
+def importance_record(result: ExplainResult | AttributionResult) -> dict[str, Any]:
     """The ``explain/importance.json`` document that ``%diff`` compares between versions."""
+    family = "captum" if isinstance(result, AttributionResult) else result.method
     return jsonable({
-        "method": f"{result.method}.{result.explainer}",
+        "method": f"{family}.{result.explainer}",
         "features": list(result.importance),
         "importance": list(result.importance.values()),
         "output": result.output, "sample_size": result.sample_size, "n_rows": result.n_rows,
@@ -24,7 +39,8 @@ def importance_record(result: ExplainResult) -> dict[str, Any]:
     })
 
 
-def log_result(model: Any, result: ExplainResult, store: Any = None) -> None:
+def log_result(model: Any, result: ExplainResult | AttributionResult, store: Any = None
+               ) -> None:
     """Log a result onto the run that trained ``model`` (nothing when no run did)."""
     link = links.lookup(model)
     if link is None:
@@ -33,9 +49,14 @@ def log_result(model: Any, result: ExplainResult, store: Any = None) -> None:
     try:
         target = store_for(link.tracking_uri, store)
         if result.scope == "global":
-            rows = [(f"explain.importance.{f[:200]}", v, None) for f, v in result.top_features()]
+            named: dict[str, float] = {}
+            for feature, value in result.top_features():  # the first of names that clash
+                named.setdefault(metric_name(feature), value)
+            rows = [(k, v, None) for k, v in named.items()]
             rows += [("explain.rows", result.sample_size, None),
                      ("explain.background", result.background_size, None)]
+            if isinstance(result, AttributionResult):
+                rows.append(("explain.max_delta", result.max_delta, None))
             target.log_metrics(link.run_id, rows)
             target.log_dict(link.run_id, importance_record(result), IMPORTANCE)
         else:

@@ -59,11 +59,11 @@ class OnnxModel(BaseEstimator):
     def fit(self, *args: Any, **kwargs: Any) -> Any:
         raise InputError("an ONNX model cannot be trained; train the original model instead")
 
-    def outputs(self, X: Any) -> list[np.ndarray]:
-        from ..core.data import to_numpy
+    #: a PyTorch export may take several inputs (a tuple, or a dict by name) and token ids
+    takes_nested_inputs = True
 
-        x = np.ascontiguousarray(to_numpy(X), dtype=np.float32)
-        return self.session.run(None, {self.input_name: x})
+    def outputs(self, X: Any) -> list[np.ndarray]:
+        return self.session.run(None, onnx_feeds(X, self.session.get_inputs()))
 
     def run(self, X: Any) -> np.ndarray:
         """The raw output: logits / values (PyTorch), probabilities or values (scikit-learn)."""
@@ -89,6 +89,39 @@ class OnnxModel(BaseEstimator):
             return np.column_stack([1.0 - p1, p1])
         z = np.exp(raw - raw.max(axis=1, keepdims=True))
         return z / z.sum(axis=1, keepdims=True)
+
+
+ONNX_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64,
+               "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_,
+               "tensor(float16)": np.float16, "tensor(uint8)": np.uint8}
+
+
+def onnx_feeds(rows: Any, inputs: list[Any]) -> dict[str, np.ndarray]:
+    """onnxruntime feeds for ``rows`` (an array, tensor or frame; a tuple of them in the
+    graph's input order; a dict of them by input name), each in the dtype the graph declares
+    (``inputs``: ``session.get_inputs()``).
+
+    Raises
+    ------
+    InputError
+        A graph input a dict of rows does not have.
+    """
+    from collections.abc import Mapping
+
+    from ..core.data import to_numpy
+
+    if isinstance(rows, Mapping):
+        missing = [i.name for i in inputs if i.name not in rows]
+        if missing:
+            raise InputError(f"the ONNX model takes {', '.join(missing)}, which the rows lack "
+                             f"(they have {', '.join(map(str, rows))})")
+        values = [rows[i.name] for i in inputs]
+    elif isinstance(rows, list | tuple) and len(inputs) > 1:
+        values = list(rows)[: len(inputs)]
+    else:
+        values = [rows]
+    return {spec.name: np.ascontiguousarray(to_numpy(value), dtype=ONNX_DTYPES.get(
+        spec.type, np.float32)) for spec, value in zip(inputs, values, strict=True)}
 
 
 def labels_from_raw(raw: np.ndarray, classes: Any) -> np.ndarray:

@@ -79,7 +79,7 @@ class Recording:
     # -- the model files ----------------------------------------------------------------------
     def save_model(self, model: Any = None, *, manifest: dict[str, Any],
                    example_input: Any = None, extra_files: Mapping[str, Any] | None = None,
-                   onnx_file: str | Path | None = None) -> SavedModel:
+                   onnx_file: str | Path | None = None, adapter: Any = None) -> SavedModel:
         """Write the model's files (pickle-free, see :mod:`.serialize`) as the run's ``model/``
         folder, and record their SHA-256 digests (``manifest.json``'s too), the framework
         (what loading uses to pick the loader) and the size on the run. With a signing key in
@@ -98,11 +98,23 @@ class Recording:
             File name to local path, copied into ``model/`` and covered by the digests.
         onnx_file : path, optional
             An ONNX file saved instead of ``model``.
+        adapter : adapters.Adapter, optional
+            Save only these LoRA adapters and head (over their recorded base) instead of the
+            module's full weights (``model`` names the class).
         """
         manifest = {**manifest, "run_id": self.run_id}
         with tempfile.TemporaryDirectory(prefix="aimodel-model-") as tmp:
             if onnx_file is not None:
                 saved = save_onnx(onnx_file, Path(tmp), manifest=manifest)
+            elif adapter is not None:
+                from .adapters import save_adapter
+                from .hf_architecture import architecture_of
+
+                cls = type(model)
+                saved = save_adapter(adapter, Path(tmp), manifest=manifest,
+                                     model_class=f"{cls.__module__}.{cls.__qualname__}",
+                                     extra_files=dict(extra_files or {}),
+                                     architecture=architecture_of(model))
             else:
                 saved = save_model(model, Path(tmp), manifest=manifest,
                                    example_input=example_input, extra_files=dict(extra_files or {}))

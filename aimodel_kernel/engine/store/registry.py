@@ -11,7 +11,7 @@ from ..core.errors import InputError, NotFoundError
 from ..core.model_names import check_model_name
 from .artifacts import MODEL_DIR
 from .owners import mark_dead_runs
-from .serialize import check_files, load_model
+from .serialize import ADAPTER_FILE, WEIGHTS_FILE, check_files, load_model, read_manifest
 from .tracking import TAG, VersionRecord, get_store
 
 _REF = re.compile(r"^(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[A-Za-z0-9_\-]+))?$")
@@ -137,9 +137,69 @@ def load_version(ref: str, *, into: Any = None, settings: Settings | None = None
     expected = recorded_digests(record)
     if not expected:
         raise NotFoundError(f"{record.ref} has no recorded model files")
+    if ADAPTER_FILE in expected:  # a LoRA version: base + adapters, rebuilt into `into`
+        from .adapters import module_to_rebuild  # or into its recorded transformers class
+
+        manifest = {} if into is not None else read_manifest(
+            checked_model_dir(record, settings=settings))
+        module = module_to_rebuild(into, manifest, record.ref)  # refused before any weights
+        weights = version_weights(record, settings=settings)
+        if into is None:
+            from .hf_architecture import load_weights
+
+            return load_weights(module, weights)
+        into.load_state_dict(weights)
+        return into
     directory = get_store(settings).download(record.run_id, MODEL_DIR)
     return load_model(directory, expected, into=into, framework=recorded_framework_tag(record),
                       run_id=record.run_id, settings=settings)
+
+
+_MAX_BASE_DEPTH = 32
+
+
+def version_weights(record: VersionRecord, *, settings: Settings | None = None,
+                    _depth: int = 0) -> dict[str, Any]:
+    """The full weights (``state_dict``) of a PyTorch version, after every check loading
+    makes: its ``model.safetensors``, or for a LoRA version its base (a base checkpoint, or
+    the parent version's weights, rebuilt the same way) merged with its adapters and head.
+
+    Raises
+    ------
+    InputError
+        Not a PyTorch version.
+    ChecksumError
+        A file of the version or of its base changed or is missing
+        (:class:`~.trust.TrustError` for the other refusals).
+    """
+    from safetensors.torch import load_file
+
+    from .adapters import load_base, merged_weights, read_adapter
+    from .trust import TrustError
+
+    expected = recorded_digests(record)
+    framework = recorded_framework_tag(record)
+    if framework not in (None, "torch") or not ({WEIGHTS_FILE, ADAPTER_FILE} & set(expected)):
+        raise InputError(f"{record.ref} is a {framework or 'non-PyTorch'} version, not "
+                         "PyTorch weights")
+    directory = checked_model_dir(record, settings=settings)
+    if WEIGHTS_FILE in expected:
+        return load_file(str(directory / WEIGHTS_FILE))
+    lora = read_manifest(directory).get("lora")
+    if not isinstance(lora, dict) or not isinstance(lora.get("base"), dict):
+        raise TrustError(f"{record.ref}: manifest.json holds no LoRA configuration; refusing "
+                         "to load it")
+    base_ref = lora["base"]
+    if "parent" in base_ref:
+        if _depth >= _MAX_BASE_DEPTH:
+            raise TrustError(f"{record.ref}: its chain of LoRA bases is longer than "
+                             f"{_MAX_BASE_DEPTH} versions (a loop?); refusing to load it")
+        parent = resolve(str(base_ref["parent"]), settings=settings)
+        base = version_weights(parent, settings=settings, _depth=_depth + 1)
+    else:
+        base = load_base(get_store(settings), base_ref)
+    factors, head = read_adapter(directory / ADAPTER_FILE)
+    return merged_weights(base, factors, head, lora)
 
 
 _ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")

@@ -12,7 +12,9 @@ someone else may have written:
   with it, an old version recorded without a manifest digest reads its manifest only for
   facts that run no code (an ONNX model's task and classes);
 - skops files load only types on the allow-list of :mod:`.trust`, torch programs through the
-  pickle-free reader of :mod:`.torch_program`, weights through safetensors;
+  pickle-free reader of :mod:`.torch_program`, weights through safetensors; a transformers
+  model is rebuilt from its covered manifest's architecture record (a class looked up only in
+  transformers, a JSON configuration: :mod:`.hf_architecture`) before its export program;
 - the signature policy of :mod:`.signing` applies (a signed version is checked against the
   trusted keys; ``require_signed`` refuses unsigned ones).
 """
@@ -36,6 +38,7 @@ SKOPS_FILE = "model.skops"
 WEIGHTS_FILE = "model.safetensors"
 PROGRAM_FILE = "model.pt2"
 ONNX_FILE = "model.onnx"
+ADAPTER_FILE = "adapter.safetensors"  # a LoRA version's adapters and head (store/adapters.py)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -125,12 +128,21 @@ def save_model(
         sio.dump(model, directory / SKOPS_FILE)
         files = [SKOPS_FILE]
     else:
-        files = _save_torch(model, directory, example_input, notes)
+        from .hf_architecture import architecture_of
+
+        architecture = architecture_of(model)  # a transformers model: loads by its class
+        # ... so it needs no export program (which would carry guard code and a second copy of
+        # the weights, and costs seconds to write for a transformer)
+        files = _save_torch(model, directory, None if architecture else example_input, notes)
     for name, source in (extra_files or {}).items():
         shutil.copyfile(source, directory / name)
         files.append(name)
     checksums = {name: sha256_file(directory / name) for name in files}
     full = {**manifest, "framework": framework, "class": _qualname(model), "files": checksums}
+    if framework == "torch" and architecture is not None:
+        from .hf_architecture import KEY
+
+        full[KEY] = architecture
     if notes:
         full["notes"] = notes
     (directory / MANIFEST).write_text(json.dumps(full, indent=2, default=str))
@@ -171,8 +183,8 @@ def _save_torch(model: Any, directory: Path, example_input: Any, notes: list[str
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            batch = {0: torch.export.Dim.AUTO}  # any batch size, not the example's
-            program = torch.export.export(model, (example_input,), dynamic_shapes=(batch,))
+            args, kwargs, dynamic = _export_inputs(example_input)
+            program = torch.export.export(model, args, kwargs=kwargs, dynamic_shapes=dynamic)
             torch.export.save(program, str(directory / PROGRAM_FILE))
         files.append(PROGRAM_FILE)
     except Exception as exc:  # export is best-effort: weights are always saved
@@ -181,6 +193,24 @@ def _save_torch(model: Any, directory: Path, example_input: Any, notes: list[str
     finally:
         model.train(was_training)
     return files
+
+
+def _export_inputs(example: Any) -> tuple[tuple, dict | None, Any]:
+    """``torch.export``'s ``args``, ``kwargs`` and dynamic shapes for an example batch: a
+    tensor (one argument), a tuple / list (positional arguments) or a dict (keyword
+    arguments); any batch size, and any sequence length for integer (token id) inputs."""
+    import torch
+
+    def dims(t: Any) -> dict[int, Any]:
+        auto = torch.export.Dim.AUTO
+        integer = not (t.is_floating_point() or t.is_complex()) and t.dtype != torch.bool
+        return {0: auto, 1: auto} if integer and t.ndim >= 2 else {0: auto}
+
+    if isinstance(example, dict):
+        return (), dict(example), {k: dims(v) for k, v in example.items()}
+    if isinstance(example, list | tuple):
+        return tuple(example), None, tuple(dims(v) for v in example)
+    return (example,), None, (dims(example),)
 
 
 def untie(state: dict[str, Any]) -> dict[str, Any]:
@@ -233,6 +263,8 @@ def recorded_framework(expected: dict[str, str], framework: str | None = None) -
 
     if framework is None:
         implied = [fw for fw, name in FRAMEWORK_FILES.items() if name in expected]
+        if not implied and ADAPTER_FILE in expected:
+            implied = ["torch"]
         if len(implied) != 1:
             raise TrustError("the record does not say which framework saved this model "
                              f"(files: {', '.join(sorted(expected)) or 'none'}); refusing to "
@@ -242,6 +274,11 @@ def recorded_framework(expected: dict[str, str], framework: str | None = None) -
         raise TrustError(f"the record names framework {framework[:40]!r}, which has no "
                          "loader; refusing to load it")
     needed = FRAMEWORK_FILES[framework]
+    if framework == "torch" and needed not in expected and ADAPTER_FILE in expected:
+        needed = ADAPTER_FILE  # a LoRA version: its configuration is in the covered manifest
+        if MANIFEST not in expected:
+            raise TrustError(f"the record has no digest for {MANIFEST}, which holds this LoRA "
+                             "version's configuration; refusing to load it")
     if needed not in expected:
         raise TrustError(f"the record has no digest for {needed}, the file a {framework} "
                          "model loads from; refusing to load it")
@@ -327,8 +364,10 @@ def load_model(directory: str | Path, expected: dict[str, str], *, into: Any = N
 
     Returns
     -------
-    A scikit-learn estimator, ``into`` with the weights loaded, the exported program's module, or
-    for an ONNX file an :class:`~aimodel_kernel.engine.store.onnx_model.OnnxModel` (onnxruntime).
+    A scikit-learn estimator, ``into`` with the weights loaded, a transformers model rebuilt
+    from the manifest's architecture record (:mod:`.hf_architecture`; only when the manifest
+    is covered by a recorded digest), the exported program's module, or for an ONNX file an
+    :class:`~aimodel_kernel.engine.store.onnx_model.OnnxModel` (onnxruntime).
 
     Raises
     ------
@@ -347,16 +386,28 @@ def load_model(directory: str | Path, expected: dict[str, str], *, into: Any = N
         from .trust import load_skops
 
         return load_skops(directory / SKOPS_FILE, settings)
+    if ADAPTER_FILE in expected and WEIGHTS_FILE not in expected:
+        raise InputError("this is a LoRA adapter version over a base: rebuild it with "
+                         "load_version(ref, into=model)")
     if into is not None:
         from safetensors.torch import load_file
 
         into.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
         return into
+    from .hf_architecture import KEY
+
+    if MANIFEST in expected and KEY in manifest:  # a covered record: rebuilt by class
+        from safetensors.torch import load_file
+
+        from .hf_architecture import build_module, load_weights
+
+        module = build_module(manifest[KEY])  # refuses before any model code runs
+        return load_weights(module, load_file(str(directory / WEIGHTS_FILE)))
     if PROGRAM_FILE not in expected:
-        raise InputError(
-            "this version has weights but no exported program (torch.export failed when it was "
-            "saved); load the weights into an instance of its class with into=model"
-        )
+        why = ("its architecture record is not covered by a recorded digest"
+               if KEY in manifest else "torch.export failed when it was saved")
+        raise InputError(f"this version has weights but no exported program ({why}); load the "
+                         "weights into an instance of its class with into=model")
     from .torch_program import load_program
 
     return load_program(directory / PROGRAM_FILE)

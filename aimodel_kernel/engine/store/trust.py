@@ -17,6 +17,10 @@ which lives in this code and never in the file:
 
 Anything else (``builtins.exec``, ``os.system``, a class of some other package) is refused
 before skops constructs anything, with one line naming the types.
+
+PyTorch versions never name a class to construct, except a transformers model's architecture
+record, whose own allow-list (a ``PreTrainedModel`` subclass defined in ``transformers.models.*``,
+looked up by name in that package only) lives in :mod:`.hf_architecture`.
 """
 
 from __future__ import annotations

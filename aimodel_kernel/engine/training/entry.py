@@ -139,8 +139,17 @@ def train(
     else:
         seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
     train_idx, val_idx = split_indices(data, task, config.val, seed)
-    plan = job.prepare(model, data, val, task, config, seed, train_idx, val_idx, store,
-                       resume_run)
+    transfer = _transfer(model, config, settings) if framework == "torch" else None
+    if transfer is not None:  # --from weights loaded, LoRA adapters injected: undone on error
+        transfer.apply(model, seed)
+        parent = parent or transfer.parent
+    try:
+        plan = job.prepare(model, data, val, task, config, seed, train_idx, val_idx, store,
+                           resume_run)
+    except BaseException:
+        if transfer is not None:
+            transfer.undo(model)
+        raise
     if not config.resume and not config.export_script:  # after every check: bad input
         mark_dead_runs(store)                            # changes nothing
 
@@ -174,10 +183,19 @@ def train(
             recording.log_inputs(fp, source, packages=job.packages)
         on_event(RunStarted(run_id, plan.epochs, plan.batches_per_epoch, plan.start_epoch))
         outcome = job.run(model, plan, config, on_event=on_event, stop=stop, run_id=run_id)
+        adapter = None
+        if transfer is not None:  # the adapters merged into the user's module (LoRA)
+            saves = getattr(outcome, "records", True) and outcome.status not in (
+                "interrupted", "diverged")
+            adapter = transfer.finish(model, outcome.status, store=store, saves=saves)
     except InputError:
+        if transfer is not None:
+            transfer.undo(model)
         recording.discard()
         raise
     except BaseException:
+        if transfer is not None:
+            transfer.undo(model)
         recording.end("KILLED" if stop.is_set() else "FAILED")
         raise
     if not getattr(outcome, "records", True):  # a worker node of a multi-node run: the node
@@ -191,8 +209,23 @@ def train(
         return result
     result = complete_run(recording, model, plan, config, outcome, framework=framework,
                           task=task, seed=seed, fingerprint=fp, parent=parent,
-                          seconds=time.perf_counter() - started, register=register)
+                          seconds=time.perf_counter() - started, register=register,
+                          adapter=adapter)
+    if transfer is not None:
+        result.notes[:0] = transfer.notes
     on_event(TrainingEnd(result.status, result.epochs_completed, result.resume_hint or ""))
     remember(model, ModelLink(run_id, store.uri, task, framework, result.name, result.version,
                               tuple(data.feature_names) if data.feature_names else None))
     return result
+
+
+def _transfer(model: Any, config: TrainConfig, settings: Settings | None) -> Any:
+    """The checked ``--from`` / ``--lora`` steps of a PyTorch training, or ``None``."""
+    if config.lora is None and not config.start_from:
+        return None
+    if config.lora is not None and config.export_script:
+        raise InputError("--lora cannot be exported with --export-script yet; train here (or "
+                         "with --devices N)")
+    from .transfer import Transfer
+
+    return Transfer.check(model, config, settings)

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from ..core.data import Data, TaskInfo, take_rows, to_numpy
 from ..core.errors import InputError
 from ..core.events import BatchEnd, EpochEnd, EventCallback, StopFlag, ignore_event
 from ..core.options import TrainConfig
-from . import checkpoints
+from . import checkpoints, finetune
+from .batching import LoaderBatches, TensorBatches, as_input_tensor, make_batches
+from .freezing import Freezing
+from .losses import LossAdapter
+
+__all__ = ["LoaderBatches", "LoopOutcome", "LossAdapter", "TensorBatches", "as_input_tensor",
+           "evaluate_batches", "make_batches", "make_optimizer", "make_scheduler_for",
+           "resolve_device", "run_loop"]
 
 
 @dataclass
@@ -36,6 +39,7 @@ class LoopOutcome:
     loop_seconds: float = 0.0
     diverged: str | None = None  # status "diverged": "loss is NaN", "loss is infinite" ...
     diverged_epoch: int | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def resolve_device(name: str):
@@ -53,184 +57,60 @@ def resolve_device(name: str):
     return torch.device(name)
 
 
-class TensorBatches:
-    """In-memory data as tensors on the device, batched by slicing a seeded permutation."""
-
-    def __init__(self, X: Any, y: np.ndarray, target_fn, batch_size: int, device) -> None:
-
-        self.X = as_input_tensor(X).to(device)
-        self.y = target_fn(y).to(device)
-        self.n = len(self.X)
-        self.batch_size = batch_size
-
-    def __len__(self) -> int:
-        return math.ceil(self.n / self.batch_size)
-
-    def epoch(self, generator) -> Iterator[tuple[Any, Any]]:
-        import torch
-
-        perm = torch.randperm(self.n, generator=generator).to(self.X.device)
-        bs, X, y = self.batch_size, self.X, self.y
-        for i in range(0, self.n, bs):
-            idx = perm[i : i + bs]
-            yield X[idx], y[idx]
-
-    def ordered(self) -> Iterator[tuple[Any, Any]]:
-        bs = max(self.batch_size, 1024)
-        for i in range(0, self.n, bs):
-            yield self.X[i : i + bs], self.y[i : i + bs]
-
-
-class LoaderBatches:
-    """A map-style Dataset (or a user's DataLoader) with targets mapped for the loss."""
-
-    def __init__(self, source: Any, target_fn, batch_size: int, device, *, is_loader: bool):
-        self.source, self.target_fn, self.device = source, target_fn, device
-        self.batch_size, self.is_loader = batch_size, is_loader
-
-    def __len__(self) -> int:
-        if self.is_loader:
-            return len(self.source)
-        return math.ceil(len(self.source) / self.batch_size)
-
-    def _loader(self, generator, shuffle: bool):
-        import torch
-
-        if self.is_loader:
-            return self.source
-        return torch.utils.data.DataLoader(
-            self.source, batch_size=self.batch_size, shuffle=shuffle, generator=generator
-        )
-
-    def epoch(self, generator) -> Iterator[tuple[Any, Any]]:
-        for xb, yb in self._loader(generator, True):
-            yield xb.to(self.device), self.target_fn(to_numpy(yb)).to(self.device)
-
-    def ordered(self) -> Iterator[tuple[Any, Any]]:
-        return self.epoch(None) if self.is_loader else self._iter_ordered()
-
-    def _iter_ordered(self):
-        for xb, yb in self._loader(None, False):
-            yield xb.to(self.device), self.target_fn(to_numpy(yb)).to(self.device)
-
-
-def as_input_tensor(X: Any):
-    """Features as a tensor: floating data as float32, integers (token ids) as int64."""
-    import torch
-
-    if isinstance(X, torch.Tensor):
-        return X.float() if X.is_floating_point() and X.dtype == torch.float64 else X
-    arr = to_numpy(X)
-    if arr.dtype.kind == "b" or (arr.dtype.kind == "f" and arr.dtype != np.float32):
-        arr = arr.astype(np.float32)
-    elif arr.dtype.kind in "iu":
-        arr = arr.astype(np.int64)
-    return torch.from_numpy(np.ascontiguousarray(arr))
-
-
-def make_batches(data: Data, index: np.ndarray | None, target_fn, config: TrainConfig, device):
-    """Batches over the rows ``index`` of ``data`` (all rows when ``None``)."""
-    import torch
-
-    if data.kind == "loader":
-        return LoaderBatches(data.X, target_fn, config.batch_size, device, is_loader=True)
-    if data.kind == "dataset":
-        ds = data.X if index is None else torch.utils.data.Subset(data.X, index.tolist())
-        return LoaderBatches(ds, target_fn, config.batch_size, device, is_loader=False)
-    X = data.X if index is None else take_rows(data.X, index)
-    y = data.y if index is None else data.y[index]
-    return TensorBatches(X, y, target_fn, config.batch_size, device)
-
-
-class LossAdapter:
-    """The loss function and how model outputs and targets are shaped for it."""
-
-    def __init__(self, task: TaskInfo, config: TrainConfig, out_dim: int, y: np.ndarray, device):
-        import torch
-        from torch import nn
-
-        self.task = task
-        classes = np.asarray(task.classes) if task.is_classification else None
-        self.classes = classes
-        kind = config.loss
-        if kind == "auto":
-            if task.task == "regression":
-                kind = "mse"
-            elif out_dim == 1 and task.task == "binary":
-                kind = "bce"
-            else:
-                kind = "cross_entropy"
-        self.kind = kind
-        weight = None
-        if config.class_weight == "balanced" and classes is not None:
-            from sklearn.utils.class_weight import compute_class_weight
-
-            w = compute_class_weight("balanced", classes=classes, y=y)
-            weight = torch.tensor(w, dtype=torch.float32, device=device)
-        if kind == "cross_entropy":
-            if classes is None:
-                raise InputError("--loss cross_entropy needs a classification target")
-            if out_dim != len(classes):
-                raise InputError(
-                    f"the model outputs {out_dim} values per row but y has {len(classes)} "
-                    f"classes; make the last layer output {len(classes)}"
-                )
-            self.fn = nn.CrossEntropyLoss(weight=weight)
-        elif kind == "bce":
-            if task.task != "binary" or out_dim != 1:
-                raise InputError("--loss bce needs a binary target and a model with 1 output")
-            pos = None if weight is None else weight[1:] / weight[:1]
-            self.fn = nn.BCEWithLogitsLoss(pos_weight=pos)
-        else:
-            if out_dim != 1:
-                raise InputError(
-                    f"regression needs a model with 1 output per row; this one outputs {out_dim}"
-                )
-            self.fn = {"mse": nn.MSELoss, "l1": nn.L1Loss, "huber": nn.HuberLoss}[kind]()
-
-    def targets(self, y: np.ndarray):
-        """Targets as the loss wants them: class indices, 0/1 floats, or float values."""
-        import torch
-
-        if self.kind == "cross_entropy":
-            idx = np.searchsorted(self.classes, y) if self.classes.dtype.kind != "O" else (
-                np.array([list(self.classes).index(v) for v in y])
-            )
-            return torch.as_tensor(idx, dtype=torch.long)
-        if self.kind == "bce":
-            return torch.as_tensor(y == self.classes[1], dtype=torch.float32)
-        return torch.as_tensor(np.asarray(y, dtype=np.float32))
-
-    def __call__(self, out, yb):
-        if self.kind != "cross_entropy":
-            out = out.reshape(yb.shape)
-        return self.fn(out, yb)
-
-    def correct(self, out, yb) -> Any:
-        """Number of correct predictions in a batch (classification), as a tensor."""
-        if self.kind == "cross_entropy":
-            return (out.argmax(dim=1) == yb).sum()
-        return ((out.reshape(yb.shape) > 0).float() == yb).sum()
-
-
 def make_optimizer(model: Any, config: TrainConfig):
+    """The optimizer over ``model``'s trainable parameters: ``--optimizer`` by name, or the
+    user's factory ``fn(params)``; with ``--lr-head`` the head in a group of its own.
+
+    Raises
+    ------
+    InputError
+        Nothing to train, or a factory that returns no optimizer.
+    """
     import torch
 
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise InputError("the model has no trainable parameters (all requires_grad=False)")
+    groups = finetune.parameter_groups(model, config.lr, config.lr_head)
+    if callable(config.optimizer) and not isinstance(config.optimizer, str):
+        optimizer = config.optimizer(groups if config.lr_head is not None else params)
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise InputError(f"--optimizer {getattr(config.optimizer, '__name__', '')!s} "
+                             f"returned a {type(optimizer).__name__}, not a torch optimizer; "
+                             "pass a factory fn(params) -> torch.optim.Optimizer")
+        return optimizer
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
     if config.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.RMSprop(groups, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.SGD(
-        params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
 
 
-def evaluate_batches(model: Any, batches: Any, loss: LossAdapter) -> dict[str, float]:
+def make_scheduler_for(optimizer: Any, config: TrainConfig, steps_per_epoch: int,
+                       steps_done: int = 0) -> Any:
+    """``--lr-schedule`` / ``--warmup`` over all ``epochs x steps_per_epoch`` optimizer steps
+    (``None`` for a constant rate without warm-up). ``steps_done`` steps in (a resumed run,
+    whose optimizer state holds each group's ``initial_lr``), it continues exactly there."""
+    if config.lr_schedule == "constant" and not config.warmup:
+        return None
+    from torch.optim.lr_scheduler import LambdaLR
+
+    from .schedules import lr_factor
+
+    factor = lr_factor(config.lr_schedule, config.epochs * max(1, steps_per_epoch),
+                       config.warmup)
+    if steps_done:
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+        return LambdaLR(optimizer, factor, last_epoch=steps_done - 1)
+    return LambdaLR(optimizer, factor)
+
+
+def evaluate_batches(model: Any, source: Any, loss: LossAdapter) -> dict[str, float]:
     """Validation loss and accuracy (classification) or MAE (regression)."""
     import torch
 
@@ -239,9 +119,9 @@ def evaluate_batches(model: Any, batches: Any, loss: LossAdapter) -> dict[str, f
     total = n = 0.0
     correct = abs_err = 0.0
     with torch.inference_mode():
-        for xb, yb in batches.ordered():
-            out = model(xb)
-            total += float(loss(out, yb)) * len(yb)
+        for xb, yb in source.ordered():
+            batch_loss, out = loss.forward(model, xb, yb)
+            total += float(batch_loss) * len(yb)
             n += len(yb)
             if loss.task.is_classification:
                 correct += float(loss.correct(out, yb))
@@ -331,6 +211,7 @@ def run_loop(
     writer: checkpoints.CheckpointWriter | None,
     start_epoch: int = 0,
     resume_meta: dict[str, Any] | None = None,
+    freezing: Freezing | None = None,
 ) -> LoopOutcome:
     """Train ``model`` for epochs ``start_epoch .. config.epochs - 1``.
 
@@ -342,6 +223,11 @@ def run_loop(
     Batches with a ``set_epoch(epoch)`` method get it at each epoch start (a
     ``DistributedSampler``'s reshuffle); for a ``DistributedDataParallel`` model the wrapped
     module's state is what is captured, checkpointed and restored.
+
+    The forward pass and loss are ``loss.forward`` (the model's own loss, or ours on its
+    predictions). ``--lr-schedule`` / ``--warmup`` step once per optimizer step, continuing at
+    step ``start_epoch x len(train)`` on resume. ``freezing`` (``--freeze``, already applied)
+    releases its parameters at the start of epoch ``--unfreeze-after``, with a note.
     """
     import torch
 
@@ -355,6 +241,8 @@ def run_loop(
     best_epoch = meta.get("best_epoch")
     waited = meta.get("waited", 0)
     best_state = None
+    # before the first capture: the scheduler adds initial_lr to the optimizer's groups
+    scheduler = make_scheduler_for(optimizer, config, len(train), start_epoch * len(train))
     boundary = checkpoints.StateMirror()  # the state at the last epoch end: what a stop restores
     boundary.capture(start_epoch - 1, inner, optimizer, generator)
     report_batches = on_event is not ignore_event
@@ -366,11 +254,15 @@ def run_loop(
         seen = 0
         if set_epoch is not None:
             set_epoch(epoch)
+        if freezing is not None and freezing.due(epoch):
+            out.notes.append(freezing.release(inner, optimizer, scheduler))
         for b, (xb, yb) in enumerate(train.epoch(generator)):
             optimizer.zero_grad(set_to_none=True)
-            batch_loss = loss(model(xb), yb)
+            batch_loss, _ = loss.forward(model, xb, yb)
             batch_loss.backward()
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             losses.append(batch_loss.detach())
             sizes.append(len(yb))
             seen += len(yb)

@@ -36,7 +36,7 @@ def divergence_message(outcome: Any, config: TrainConfig) -> str:
 def complete_run(recording: Recording, model: Any, plan: Any, config: TrainConfig,
                  outcome: Any, *, framework: str, task: TaskInfo, seed: int,
                  fingerprint: dict[str, Any], parent: str | None,
-                 seconds: float, register: bool = True) -> TrainResult:
+                 seconds: float, register: bool = True, adapter: Any = None) -> TrainResult:
     """Record a finished fit or loop on its open run and end the run.
 
     Parameters
@@ -56,6 +56,10 @@ def complete_run(recording: Recording, model: Any, plan: Any, config: TrainConfi
     register : bool
         Register the version under ``config.name`` (``%reproduce`` registers itself, only
         after comparing).
+    adapter : store.adapters.Adapter, optional
+        ``--lora``: the adapters (already merged into ``model``). The version saves only them
+        and the head over their recorded base, or with ``--merge`` the merged full weights;
+        either way its manifest and tags describe the LoRA configuration.
 
     Returns
     -------
@@ -103,12 +107,27 @@ def complete_run(recording: Recording, model: Any, plan: Any, config: TrainConfi
             return result
         manifest = {"task": task.to_dict(), "feature_names": plan.feature_names,
                     "input": plan.input_spec}
-        saved = recording.save_model(
-            model, manifest=manifest, extra_files=plan.extra_files(run_id),
-            example_input=plan.example_input if config.export else None)
+        extra = plan.extra_files(run_id)
+        lora_tags: dict[str, str] = {}
+        if adapter is not None:  # the start of a LoRA run is the wrapped module: not kept
+            from .torch_plan import INITIAL_WEIGHTS
+
+            extra.pop(INITIAL_WEIGHTS, None)
+            lora_tags = adapter.tags()
+            store.set_tags(run_id, lora_tags)
+        if adapter is not None and not adapter.merged:
+            saved = recording.save_model(model, manifest=manifest, extra_files=extra,
+                                         adapter=adapter)
+        else:
+            if adapter is not None:
+                manifest["lora"] = adapter.config()
+            saved = recording.save_model(
+                model, manifest=manifest, extra_files=extra,
+                example_input=plan.example_input if config.export else None)
         result.model_files = saved.checksums
         result.notes.extend(saved.warnings)
         if config.name and register:
             result.version = recording.register(config.name, task=task.task, parent=parent,
-                                                data_sha256=fingerprint["sha256"])
+                                                data_sha256=fingerprint["sha256"],
+                                                tags=lora_tags)
     return result

@@ -34,6 +34,7 @@ class TrainResult:
     model_files: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     parent: str | None = None
+    parameters: dict[str, int] | None = None  # PyTorch: {"trainable", "total"} parameters
 
     @classmethod
     def of(cls, model: Any, outcome: Any, *, run_id: str, tracking_uri: str, config: Any,
@@ -48,7 +49,7 @@ class TrainResult:
             name=name, best_epoch=getattr(outcome, "best_epoch", None),
             stopped_early=getattr(outcome, "stopped_early", False),
             checkpoint=getattr(outcome, "checkpoint", None), notes=list(outcome.notes),
-            parent=parent)
+            parent=parent, parameters=_counts(getattr(outcome, "parameters", None)))
 
     @property
     def ref(self) -> str | None:
@@ -79,4 +80,12 @@ class TrainResult:
             "model_files": self.model_files,
             "notes": self.notes,
             "parent": self.parent,
+            "parameters": self.parameters,
         }
+
+
+def _counts(counts: Any) -> dict[str, int] | None:
+    """A ``ParameterCounts`` as ``{"trainable", "total"}`` (``None`` stays ``None``)."""
+    if counts is None:
+        return None
+    return {"trainable": int(counts.trainable), "total": int(counts.total)}

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import checkpoints
-from .loop import LossAdapter
+from .losses import LossAdapter
 
 INITIAL_WEIGHTS = "initial.safetensors"
 
@@ -89,3 +89,4 @@ class TorchOutcome:
     records: bool = True  # False on a worker node of a multi-node run (rank 0's node records)
     diverged: str | None = None  # status "diverged": what was not finite ("loss is NaN" ...)
     diverged_epoch: int | None = None  # the 1-based epoch at whose end it was found
+    parameters: Any = None  # finetune.ParameterCounts: trainable and total when training began

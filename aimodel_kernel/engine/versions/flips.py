@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.batches import split_item
 from ..core.data import (
     Data,
     TaskInfo,
@@ -21,6 +22,8 @@ from ..core.data import (
 )
 from ..core.errors import InputError
 from ..core.inputs import check_columns
+from ..core.kinds import is_hf_dataset
+from ..core.nested import is_nested, leaves
 from ..core.plain import plain
 
 REGRESSION_RTOL = 1e-6
@@ -55,6 +58,10 @@ def check_features(X: Any, ref: str, recorded: dict[str, Any], x_name: str = "X"
     recorded : dict
         The version's data fingerprint (``shape``, ``columns``).
     """
+    given, trained = input_layout(X), recorded.get("inputs")
+    if given is not None or trained:
+        _check_inputs(given, trained, ref, recorded, x_name)
+        return
     row_shape, columns = feature_layout(X)
     check_columns(columns, recorded.get("columns"), x_name=x_name, model=ref)
     want_shape = list(recorded.get("shape") or [])[1:]
@@ -64,6 +71,48 @@ def check_features(X: Any, ref: str, recorded: dict[str, Any], x_name: str = "X"
             f"{ref} was trained on rows of shape {tuple(want_shape)} ({_count(want_shape)} "
             "features)"
         )
+
+
+def input_layout(X: Any) -> dict[str, tuple[list[int], str]] | None:
+    """``{input name: (row shape, dtype kind)}`` of several inputs (a tuple or dict X, or a
+    Dataset whose items hold several), named as fingerprints name them (``X['input_ids']``,
+    ``X[0]``); ``None`` for one input."""
+    if is_loader(X) or is_dataset(X) or is_hf_dataset(X):
+        dataset = X.dataset if is_loader(X) else X
+        first = split_item(dataset[0])[0]
+        if not is_nested(first):
+            return None
+        return {name: (list(to_numpy(leaf).shape), to_numpy(leaf).dtype.kind)
+                for name, leaf in leaves(first)}
+    if not is_nested(X):
+        return None
+    return {name: (list(to_numpy(leaf).shape[1:]), to_numpy(leaf).dtype.kind)
+            for name, leaf in leaves(X)}
+
+
+def _check_inputs(given: dict[str, tuple[list[int], str]] | None,
+                  trained: dict[str, list[int]] | None, ref: str, recorded: dict[str, Any],
+                  x_name: str) -> None:
+    """Several inputs against what ``ref`` trained on: the same names; the same row shape for
+    floating inputs (token ids may be padded to another length)."""
+    if given is None:
+        raise InputError(f"{x_name} is one input but {ref} was trained on several "
+                         f"({', '.join(trained or {})}); pass them as it was")
+    if trained is None:
+        if recorded.get("shape"):  # trained on one array of rows
+            raise InputError(f"{x_name} is several inputs ({', '.join(given)}) but {ref} was "
+                             f"trained on one, of rows of shape "
+                             f"{tuple(recorded['shape'][1:])}")
+        return
+    missing = [n for n in trained if n not in given]
+    if missing:
+        raise InputError(f"{x_name} lacks {', '.join(missing)}, which {ref} was trained on "
+                         f"(it has {', '.join(given)})")
+    for name, (shape, kind) in given.items():
+        want = trained.get(name)
+        if want is not None and kind in "fc" and list(want) != shape:
+            raise InputError(f"{name} has rows of shape {tuple(shape)} but {ref} was trained "
+                             f"on rows of shape {tuple(want)}")
 
 
 def _count(shape: list[int]) -> int:

@@ -22,11 +22,12 @@ from ..core.errors import InputError
 from ..core.events import EventCallback, ignore_event
 from ..core.metric_names import MACHINE_METRICS
 from ..core.options import TrainConfig
+from ..store import hf_architecture
 from ..store.artifacts import SOURCE_CELL
 from ..store.recorder import Recording
 from ..store.records import model_params
 from ..store.registry import checked_model_dir, load_version, resolve
-from ..store.serialize import WEIGHTS_FILE, SavedModel, framework_of
+from ..store.serialize import WEIGHTS_FILE, SavedModel, framework_of, read_manifest
 from ..store.tracking import TAG, VersionRecord, get_store
 from ..training.torch_plan import INITIAL_WEIGHTS
 
@@ -354,10 +355,7 @@ def _fresh_model(record: VersionRecord, framework: str, original: Any, model: An
             raise InputError(f"{record.ref} is a {type(original).__name__}; pass an estimator "
                              f"of that class, not a {type(model).__name__}")
         return clone(model)
-    if model is None:
-        raise InputError(f"{record.ref} is a PyTorch model: pass a module of the same "
-                         "architecture (its class must be defined in the notebook)")
-    if framework_of(model) != "torch":
+    if model is not None and framework_of(model) != "torch":
         raise InputError(f"{record.ref} is a PyTorch model; {type(model).__name__} is not a "
                          "torch.nn.Module")
     from safetensors.torch import load_file
@@ -367,6 +365,12 @@ def _fresh_model(record: VersionRecord, framework: str, original: Any, model: An
         raise InputError(f"{record.ref} has no recorded initial weights; it cannot be retrained "
                          "from the same start")
     directory = checked_model_dir(record, settings=settings)  # digests, manifest, signature
+    if model is None:  # a Hugging Face model is rebuilt from its recorded architecture
+        manifest = read_manifest(directory)
+        if hf_architecture.KEY not in manifest:
+            raise InputError(f"{record.ref} is a PyTorch model: pass a module of the same "
+                             "architecture (its class must be defined in the notebook)")
+        model = hf_architecture.build_module(manifest[hf_architecture.KEY])
     fresh = copy.deepcopy(model)
     try:
         fresh.load_state_dict(load_file(str(directory / INITIAL_WEIGHTS)))

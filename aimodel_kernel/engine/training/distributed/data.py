@@ -25,7 +25,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ...core.data import to_numpy
 from ...core.errors import InputError
 
 # DataLoader settings kept when a user's loader is re-created on each rank
@@ -203,8 +202,9 @@ class SampledBatches:
         self.sampler.set_epoch(epoch)
 
     def epoch(self, generator: Any = None) -> Iterator[tuple[Any, Any]]:
-        for xb, yb in self.loader:
-            yield xb.to(self.device), self.target_fn(to_numpy(yb)).to(self.device)
+        from ..batching import collated
+
+        return collated(self.loader, self.target_fn, self.device)
 
     def ordered(self) -> Iterator[tuple[Any, Any]]:
         return self.epoch()
@@ -212,6 +212,6 @@ class SampledBatches:
 
 def validation_batches(spec: LoaderSpec, target_fn: Any, device: Any) -> Any:
     """All validation rows, in order, on every rank (so every rank sees the same metrics)."""
-    from ..loop import LoaderBatches
+    from ..batching import LoaderBatches
 
     return LoaderBatches(spec.loader(), target_fn, spec.batch_size, device, is_loader=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...core import batches
 from ...core.errors import InputError
 from ...core.events import EventCallback, StopFlag
 from ...core.options import TrainConfig
@@ -56,12 +57,12 @@ def job_payload(model: Any, plan: TorchPlan, config: TrainConfig, backend: str,
                     resume=plan.resume_state,
                     resume_from_peer=config.resume is not None and plan.resume_state is None)
     if hasattr(train, "X"):  # arrays / tensors, sharded per global batch (ShardedBatches)
-        job.X, job.y = train.X.cpu(), train.y.cpu()
+        job.X, job.y = batches.detach_cpu(train.X), train.y.cpu()  # X: a tensor or nested
     else:  # a Dataset or DataLoader: a DistributedSampler per rank (dist_data.py)
         job.train_spec, note = _spec(train, config.batch_size, world, "the training data")
         job.notes.append(note)
     if val is not None and hasattr(val, "X"):
-        job.val_X, job.val_y = val.X.cpu(), val.y.cpu()
+        job.val_X, job.val_y = batches.detach_cpu(val.X), val.y.cpu()
     elif val is not None:
         job.val_spec, _ = _spec(val, config.batch_size, 1, "the validation data")
     try:

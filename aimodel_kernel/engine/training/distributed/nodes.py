@@ -35,6 +35,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ...core import batches
 from ...core.errors import InputError, NotFoundError
 from ...core.events import EventCallback, StopFlag, stop_on_sigint
 from ...core.options import TrainConfig, split_endpoint
@@ -112,6 +113,8 @@ def rendezvous_id(model: Any, plan: TorchPlan, config: TrainConfig) -> str:
     """``config.rdzv_id``, or one every node derives alike from what it is about to train."""
     if config.rdzv_id:
         return config.rdzv_id
+    import torch
+
     digest = hashlib.sha256()
     options = {k: v for k, v in config.to_dict().items() if k not in _PER_NODE}
     digest.update(json.dumps(options, sort_keys=True, default=str).encode())
@@ -119,13 +122,15 @@ def rendezvous_id(model: Any, plan: TorchPlan, config: TrainConfig) -> str:
     shapes = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
     digest.update(repr(shapes).encode())
     train = plan.train
-    if hasattr(train, "X"):
-        for tensor in (train.X, train.y):
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    else:  # a Dataset / DataLoader: its class, length and first item
+    if hasattr(train, "X"):  # in-memory inputs (a tensor, a tuple or dict of them) and targets
+        for tensor in batches.tensors((train.X, train.y)):
+            digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8)
+                          .numpy().tobytes())
+    else:  # a Dataset / DataLoader: its class, length and first item(s)
         dataset = train.source.dataset if train.is_loader else train.source
         digest.update(f"{type(dataset).__qualname__}:{len(dataset)}".encode())
-        digest.update(repr(plan.example_input[:1].tolist()).encode())
+        for tensor in batches.tensors(plan.example_input):
+            digest.update(repr(tensor[:1].tolist()).encode())
     return f"aimodel-{digest.hexdigest()[:32]}"
 
 

@@ -29,13 +29,17 @@ def outcome_of(result: dict[str, Any], note: str, checkpoint: str | None = None)
         metrics["samples_per_second"] *= result["world"]
     metrics["train_seconds"] = loop.loop_seconds
     metrics["world_size"] = float(result["world"])
+    counts = result.get("parameters")  # finetune.ParameterCounts (absent from older workers)
+    if counts is not None:
+        metrics["trainable_parameters"] = float(counts.trainable)
+        metrics["total_parameters"] = float(counts.total)
     return TorchOutcome(
         status=loop.status, history=loop.history, metrics=metrics,
         epochs_completed=loop.epochs_completed, best_epoch=loop.best_epoch,
         stopped_early=loop.stopped_early,
         checkpoint=checkpoint if result.get("checkpoint_epoch") is not None else None,
         checkpoint_epoch=result.get("checkpoint_epoch"),
-        notes=[note, *result.get("notes", [])],
+        notes=[note, *result.get("notes", []), *getattr(loop, "notes", [])],
         diverged=getattr(loop, "diverged", None),
-        diverged_epoch=getattr(loop, "diverged_epoch", None),
+        diverged_epoch=getattr(loop, "diverged_epoch", None), parameters=counts,
     )

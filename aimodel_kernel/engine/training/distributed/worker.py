@@ -54,8 +54,10 @@ class ShardedBatches:
     """
 
     def __init__(self, X: Any, y: Any, global_batch: int, rank: int, world: int, device: Any):
-        self.X, self.y = X.to(device), y.to(device)
-        self.n, self.batch, self.rank, self.world = len(X), global_batch, rank, world
+        from ...core import batches
+
+        self.X, self.y = batches.move(X, device), y.to(device)  # X: a tensor or nested inputs
+        self.n, self.batch, self.rank, self.world = len(y), global_batch, rank, world
 
     def __len__(self) -> int:
         full, rest = divmod(self.n, self.batch)
@@ -64,17 +66,21 @@ class ShardedBatches:
     def epoch(self, generator: Any) -> Iterator[tuple[Any, Any]]:
         import torch
 
-        perm = torch.randperm(self.n, generator=generator).to(self.X.device)
+        from ...core import batches
+
+        perm = torch.randperm(self.n, generator=generator).to(self.y.device)
         for i in range(0, self.n, self.batch):
             chunk = perm[i : i + self.batch]
             if len(chunk) < self.world:  # every rank needs rows; all ranks skip it alike
                 break
             idx = chunk[self.rank :: self.world]
-            yield self.X[idx], self.y[idx]
+            yield batches.take(self.X, idx), self.y[idx]
 
     def ordered(self) -> Iterator[tuple[Any, Any]]:
+        from ...core import batches
+
         for i in range(0, self.n, 1024):
-            yield self.X[i : i + 1024], self.y[i : i + 1024]
+            yield batches.take(self.X, slice(i, i + 1024)), self.y[i : i + 1024]
 
 
 class CollectiveStop:
@@ -250,6 +256,7 @@ def run_job(job: WorkerJob, events: Any, stop_request: Any, device: Any,
     import torch
     import torch.distributed as dist
 
+    from ..freezing import Freezing
     from ..loop import make_optimizer, run_loop
 
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -258,6 +265,10 @@ def run_job(job: WorkerJob, events: Any, stop_request: Any, device: Any,
     model = job.model.to(device)
     if resume is not None:
         model.load_state_dict(resume.model)
+    Freezing(model, job.config).apply(model)  # --freeze before DDP registers what trains
+    from ..finetune import parameter_counts
+
+    counts = parameter_counts(model)
     ddp = torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None)
     train, val = _batches(job, rank, world, device)
@@ -290,7 +301,7 @@ def run_job(job: WorkerJob, events: Any, stop_request: Any, device: Any,
         written = resume.epoch
     state = {k: v.detach().cpu().clone() for k, v in ddp.module.state_dict().items()}
     return {"state": state, "outcome": outcome, "world": world, "checkpoint_epoch": written,
-            "notes": list(job.notes), "records": reports}
+            "notes": list(job.notes), "records": reports, "parameters": counts}
 
 
 def _leave_kernel_process_group() -> None:
