@@ -186,9 +186,35 @@ def test_state_mirror_copies_into_the_same_buffers():
     # no new allocation on later captures: the same buffers were overwritten
     assert {k: v.data_ptr() for k, v in mirror.model.items()} == weights
     assert [t.data_ptr() for t in mirror._buffers] == moments
+    # a snapshot lends the writer these very buffers (no third copy of a large model's state),
+    # and the next capture waits until the writer gives them back
+    import threading
+
     snap = mirror.snapshot({})
-    assert snap.epoch == 1 and all(
-        snap.model[k].data_ptr() != p for k, p in weights.items())  # a snapshot is a copy
+    assert snap.epoch == 1 and snap.lender is mirror
+    assert {k: v.data_ptr() for k, v in snap.model.items()} == weights
+    step()
+    capture = threading.Thread(target=mirror.capture, args=(2, net, optimizer, generator))
+    capture.start()
+    capture.join(0.2)
+    assert capture.is_alive() and mirror.epoch == 1  # blocked: the buffers are being written
+    mirror.release()
+    capture.join(5)
+    assert not capture.is_alive() and mirror.epoch == 2
+    assert weights_equal(mirror.model, clone_state(net))
+
+
+def test_without_checkpoints_the_mirror_keeps_no_optimizer_state():
+    net = mlp(8, 2, hidden=4)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=0.1)
+    optimizer.zero_grad()
+    net(torch.randn(4, 8)).sum().backward()
+    optimizer.step()
+    mirror = checkpoints.StateMirror(optimizer=False)
+    mirror.capture(0, net, optimizer, torch.Generator().manual_seed(0))
+    assert weights_equal(mirror.model, clone_state(net)) and mirror._buffers == []
+    with pytest.raises(RuntimeError, match="keeps no optimizer state"):
+        mirror.snapshot({})
 
 
 def test_checkpoint_cadence_is_time_based_and_zero_means_every_epoch(store, digits, monkeypatch):

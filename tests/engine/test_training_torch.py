@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -222,3 +224,18 @@ def test_devices_are_bounded_by_the_cpu_cores_of_this_machine(ip, store, digits)
     with pytest.raises(UsageError, match=r"^--devices 1000000 asks for more worker processes"):
         ip.run_line_magic("train", "net Xd yd --devices 1000000 --quiet")
     assert weights_equal(before, clone_state(net)) and not all_runs(store)
+
+
+def test_training_leaves_no_gradients_and_gives_memory_back(store, digits):
+    """The last step's gradients (as large as the weights) are dropped, and the freed heap is
+    returned to the system (glibc's malloc_trim): a kernel's resident size is what a Binder or
+    JupyterHub limit counts."""
+    from aimodel_kernel.engine.core import memory
+
+    X, y = digits
+    net = mlp()
+    train(net, X, y, TrainConfig(epochs=1, checkpoint=False, export=False))
+    assert all(p.grad is None for p in net.parameters())
+    if sys.platform.startswith("linux"):
+        assert memory._trim() is not None  # glibc here: the trim is really called
+    memory.release_memory()  # and is harmless to call again

@@ -21,6 +21,7 @@ from ..core import batches as contract
 from ..core import links
 from ..core.data import take_rows
 from ..core.errors import InputError
+from ..core.memory import release_memory, releases_memory
 from ..store.onnx_model import OnnxModel, session
 from ..store.serialize import framework_of, save_model
 from . import checks as checks
@@ -41,6 +42,7 @@ from .result import CompressResult, Variant, choose
 DEFAULT_MAX_DROP = 0.01
 
 
+@releases_memory
 def compress(
     model: Any, X: Any, y: Any, *, prune: float | None = None, structured: float | None = None,
     quantize: str | None = None, onnx: bool = False, max_drop: float | None = None,
@@ -117,6 +119,7 @@ def compress(
         bases = _bases(model, plan, prune, structured)  # InputError here still changes nothing
         base_onnx = _export_original(model, plan, work, result) if plan.onnx or plan.quantize \
             else None
+        release_memory()  # the exporter's traced graph and protos: before sessions open
         if plan.quantize and plan.int8 == "dynamic":
             result.notes.append("int8 is onnxruntime's dynamic quantization (the model takes "
                                 "token ids): weights int8, activations quantized per batch"
@@ -129,6 +132,7 @@ def compress(
                                 "rows; pass a calibration set (--calibrate X_train) to keep "
                                 "them apart")
         runners = _build(model, plan, bases, base_onnx, work, result, threads)
+        release_memory()  # the quantizer's copies of the model
         _verify(plan, runners, result)
         _time(plan, runners, result, repeats, threads)
         result.chosen, result.reason = choose(result.variants, budget, result.metric)
@@ -216,6 +220,7 @@ def _build(model: Any, plan: Plan, bases: list[tuple[str, Any, Any]], base_onnx:
         prefix = "" if base == "original" else f"{base}-"
         fp32 = base_onnx if base == "original" else work / f"{base}.onnx"
         stages = [("onnx", False)] * plan.onnx + [("onnx-int8", True)] * plan.quantize
+        specs = None  # the fp32 file's inputs, read from its session once it has one
         for stage, int8 in stages:
             v = Variant(prefix + stage, "onnx", params=row.params,
                         nonzero_params=row.nonzero_params, details=dict(row.details))
@@ -227,24 +232,27 @@ def _build(model: Any, plan: Plan, bases: list[tuple[str, Any, Any]], base_onnx:
                 if int8:
                     path = work / f"{base}-int8.onnx"
                     if not path.exists():
-                        _quantize(fp32, path, plan)
+                        _quantize(fp32, path, plan, specs)
                     v.details["int8"] = plan.int8
                 v.file, v.size_bytes = path, path.stat().st_size
                 runtime = OnnxModel(path, task=task.task, classes=task.classes,
                                     source=plan.framework, threads=threads)
+                if not int8:
+                    specs = runtime.session.get_inputs()
                 runners[v.name] = checks.onnx_runner(runtime, task)
             except Exception as exc:
                 v.fail(exc)
     return runners
 
 
-def _quantize(fp32: Path, path: Path, plan: Plan) -> None:
+def _quantize(fp32: Path, path: Path, plan: Plan, specs: Any = None) -> None:
     """The int8 file of ``fp32``: dynamic for token models, else static on the calibration
-    rows (fed by input name for a model taking several inputs)."""
+    rows (fed by input name for a model taking several inputs). ``specs``: the fp32 session's
+    inputs when one is open already (a second session of a transformer costs its size again)."""
     if plan.framework != "torch":
         ort_quantize(fp32, path, plan.calibration)
         return
-    specs = session(fp32).get_inputs()
+    specs = specs if specs is not None else session(fp32).get_inputs()
     if plan.int8 == "dynamic":
         quantize_dynamic_int8(fp32, path, onnx_feeds(plan.example, specs))
         return

@@ -20,6 +20,7 @@ from ..core import links
 from ..core.data import TaskInfo, allows_nan, check_data, take_rows
 from ..core.errors import InputError, require
 from ..core.inputs import check_model_input, check_seed
+from ..core.memory import releases_memory
 from ..core.plain import plain
 from ..core.prediction import check_fitted, is_torch_model, predict, resolve_task
 from .attribution_result import AttributionResult
@@ -63,6 +64,7 @@ def _describe(space: str, explained: list[Any] | None, per_row: bool) -> str:
 
 
 # -- explain ---------------------------------------------------------------------------------
+@releases_memory
 def explain(
     model: Any, X: Any, *, row: int | None = None, method: str = "auto", target: Any = None,
     max_rows: int | None = None, background: int | None = None, seed: int = 0, top: int = 10,

@@ -48,32 +48,56 @@ class TrainState:
     optimizer: dict[str, Any]
     rng: dict[str, Any]
     meta: dict[str, Any] = field(default_factory=dict)
+    lender: Any = None  # the StateMirror whose buffers these are, given back once written
 
 
 class StateMirror:
     """The training state at the last epoch boundary, kept in preallocated tensors.
 
-    :meth:`capture` copies the live weights and optimizer state into buffers allocated once,
-    so keeping the boundary state costs a memcpy per epoch and no allocation. It is what an
-    interrupt restores, and what :meth:`snapshot` hands to the checkpoint writer.
+    :meth:`capture` copies the live weights (and, when checkpoints are kept, the optimizer
+    state) into buffers allocated once, so keeping the boundary state costs a memcpy per epoch
+    and no allocation. It is what an interrupt restores, and what :meth:`snapshot` lends to the
+    checkpoint writer: the writer reads these very buffers (a large model's state is not copied
+    a third time) and hands them back with :meth:`release`; a capture waits for that.
+
+    Parameters
+    ----------
+    optimizer : bool
+        Mirror the optimizer state too (only a checkpoint needs it; a stop restores weights).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, optimizer: bool = True) -> None:
+        import threading
+
         self.epoch = -1
         self.model: dict[str, Any] = {}
+        self.keeps_optimizer = optimizer
         self._optimizer: Any = None
         self._buffers: list[Any] = []  # the tensors inside self._optimizer, in _tensors order
         self.rng: dict[str, Any] = {}
+        self._returned = threading.Event()  # set while no writer holds the buffers
+        self._returned.set()
+
+    def release(self) -> None:
+        """The writer is done with the buffers :meth:`snapshot` lent it."""
+        self._returned.set()
 
     def capture(self, epoch: int, model: Any, optimizer: Any, generator: Any) -> None:
         import torch
 
+        self._returned.wait()  # a checkpoint write still reads the last boundary's buffers
         state = model.state_dict()
         if self.model.keys() != state.keys():
             self.model = {k: v.detach().clone() for k, v in state.items()}
         else:
             for key, value in state.items():
                 self.model[key].copy_(value.detach())
+        self.rng = {"torch": torch.get_rng_state(), "shuffle": generator.get_state()}
+        self.epoch = epoch
+        if self.keeps_optimizer:
+            self._capture_optimizer(optimizer)
+
+    def _capture_optimizer(self, optimizer: Any) -> None:
         live = optimizer.state_dict()
         sources = _tensors(live)
         reusable = (
@@ -93,18 +117,14 @@ class StateMirror:
         else:  # first capture, or the optimizer grew state (after its first step)
             self._optimizer = _clone_tree(live)
             self._buffers = _tensors(self._optimizer)
-        self.rng = {"torch": torch.get_rng_state(), "shuffle": generator.get_state()}
-        self.epoch = epoch
 
     def snapshot(self, meta: dict[str, Any]) -> TrainState:
-        """An independent copy (for a background write) of the captured state."""
-        return TrainState(
-            epoch=self.epoch,
-            model={k: v.clone() for k, v in self.model.items()},
-            optimizer=_clone_tree(self._optimizer),
-            rng=dict(self.rng),
-            meta=meta,
-        )
+        """The captured state, lent to a background write until :meth:`release`."""
+        if not self.keeps_optimizer:
+            raise RuntimeError("this mirror keeps no optimizer state: it cannot checkpoint")
+        self._returned.clear()
+        return TrainState(epoch=self.epoch, model=self.model, optimizer=self._optimizer,
+                          rng=dict(self.rng), meta=meta, lender=self)
 
 
 def _tensors(obj: Any) -> list[Any]:
@@ -300,6 +320,9 @@ class CheckpointWriter:
                 self.written_epoch = state.epoch
             except BaseException as exc:  # surfaced by close()
                 self._error = exc
+            finally:
+                if state.lender is not None:
+                    state.lender.release()
 
     def close(self) -> None:
         """Write what is pending, stop the thread, and raise a write error if one happened."""

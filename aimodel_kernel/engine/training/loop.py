@@ -243,7 +243,8 @@ def run_loop(
     best_state = None
     # before the first capture: the scheduler adds initial_lr to the optimizer's groups
     scheduler = make_scheduler_for(optimizer, config, len(train), start_epoch * len(train))
-    boundary = checkpoints.StateMirror()  # the state at the last epoch end: what a stop restores
+    # the state at the last epoch end: what a stop restores (and, with checkpoints, writes)
+    boundary = checkpoints.StateMirror(optimizer=writer is not None)
     boundary.capture(start_epoch - 1, inner, optimizer, generator)
     report_batches = on_event is not ignore_event
     model.train()

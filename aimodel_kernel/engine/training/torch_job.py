@@ -15,6 +15,7 @@ from ..core import batches
 from ..core.data import Data, TaskInfo, take_rows, to_numpy
 from ..core.errors import InputError
 from ..core.events import EventCallback, StopFlag, stop_on_sigint
+from ..core.memory import release_memory
 from ..core.options import TrainConfig
 from ..store.tracking import Store
 from . import checkpoints
@@ -152,6 +153,7 @@ def run(model: Any, plan: TorchPlan, config: TrainConfig, *, on_event: EventCall
         writer = checkpoints.CheckpointWriter(plan.checkpoint_root / run_id,
                                               min_interval=config.checkpoint_every)
     devices = [plan.device.index or 0] if plan.device.type == "cuda" else []
+    optimizer = None
     try:
         with torch.random.fork_rng(devices=devices), deterministic(config.deterministic), \
                 stop_on_sigint(stop):
@@ -184,8 +186,11 @@ def run(model: Any, plan: TorchPlan, config: TrainConfig, *, on_event: EventCall
         if writer is not None:
             writer.close()
         freezing.restore(model)
+        model.zero_grad(set_to_none=True)  # the last step's gradients: as large as the weights
         model.to(home_device)
         model.train(was_training)
+        optimizer = None  # its moments (twice the weights, for Adam) before the heap is trimmed
+        release_memory()
     last = outcome.history[-1] if outcome.history else {}
     metrics = {k: v for k, v in last.items() if k != "epoch"}
     if outcome.best_epoch is not None:

@@ -17,6 +17,7 @@ from ...config import Settings
 from ..core.data import allows_nan
 from ..core.errors import ChecksumError, InputError, NotFoundError
 from ..core.inputs import check_model_input, first_line, one_line
+from ..core.memory import releases_memory
 from ..core.plain import jsonable
 from ..core.prediction import predict
 from ..store.artifacts import MODEL_DIR
@@ -189,6 +190,7 @@ def artifact_path(ref_a: str, ref_b: str) -> str:
 
 
 # -- entry point -------------------------------------------------------------------------------
+@releases_memory
 def diff_versions(
     ref_a: str, ref_b: str, *, X: Any = None, y: Any = None, settings: Settings | None = None,
     log: bool = True,

@@ -20,6 +20,7 @@ from ...config import Settings
 from ..core.data import check_data, fingerprint
 from ..core.errors import InputError
 from ..core.events import EventCallback, ignore_event
+from ..core.memory import releases_memory
 from ..core.metric_names import MACHINE_METRICS
 from ..core.options import TrainConfig
 from ..store import hf_architecture
@@ -149,6 +150,7 @@ def check_same_data(record: VersionRecord, X: Any, y: Any) -> None:
         )
 
 
+@releases_memory
 def reproduce(
     ref: str,
     X: Any,
