@@ -15,18 +15,16 @@ import numpy as np
 from ..core.data import check_data, take_rows
 from ..core.inputs import as_model_input, check_seed, module_device_dtype
 from .attribution_result import ImageExplainResult
-from .inputs import check_row, match_class, sample_rows
+from .inputs import check_row
 from .integrated import (
-    MAX_ROWS,
-    Outputs,
     captum_attr,
     check_steps,
     describe_output,
     evaluating,
-    first_output,
+    prepare_outputs,
     raw_output,
+    rows_to_explain,
     run_timed,
-    task_for,
 )
 from .modality import InputKind
 
@@ -86,19 +84,9 @@ def explain_images(
     def image(i: int) -> Any:
         return as_model_input(take_rows(data.X, np.array([i])), device, dtype)
 
-    with evaluating(model):
-        first = first_output(model, image(local or 0), name=label, x_name=x_name)
-    width = int(first.shape[1])
-    task = task_for(model, width)
-    outputs = Outputs(task, width, label)
-    target = match_class(target, task, label)
-    if local is not None:
-        rows = np.array([local])
-    else:
-        rows = sample_rows(n, max_rows or MAX_ROWS, np.random.default_rng([seed, 0]))
-        if len(rows) < n:
-            notes.append(f"explained a seeded sample of {len(rows):,} of {n:,} rows (seed "
-                         f"{seed}); --max-rows changes it")
+    task, outputs, target = prepare_outputs(model, image(local or 0), target, label=label,
+                                            x_name=x_name)
+    rows = rows_to_explain(n, local, max_rows, seed, notes)
     ig = attr.IntegratedGradients(lambda x: raw_output(model, x))
 
     def explain_row(i: int) -> tuple[np.ndarray, np.ndarray, float, Any]:

@@ -24,6 +24,7 @@ from ..core.inputs import FORWARD_ERRORS, check_count, first_line, set_mode
 from ..core.plain import plain
 from ..core.prediction import resolve_task
 from .choice import WARN_ROWS, WARN_SECONDS, SlowExplanationWarning
+from .inputs import match_class, sample_rows
 
 N_STEPS = 50  # Captum's default number of Riemann steps of the path integral
 MAX_ROWS = 100  # rows a global view explains by default (each costs n_steps forward passes)
@@ -121,6 +122,30 @@ class Outputs:
         if self.width == self.task.n_classes:
             return i, 1.0
         return 0, (1.0 if i == 1 else -1.0)
+
+
+def prepare_outputs(model: Any, example: Any, target: Any, *, label: str,
+                    x_name: str) -> tuple[TaskInfo, Outputs, Any]:
+    """The task, the output columns and the class to explain, from one trial forward pass on
+    ``example`` (refused in one line when the model cannot take it)."""
+    with evaluating(model):
+        first = first_output(model, example, name=label, x_name=x_name)
+    width = int(first.shape[1])
+    task = task_for(model, width)
+    return task, Outputs(task, width, label), match_class(target, task, label)
+
+
+def rows_to_explain(n: int, local: int | None, max_rows: int | None, seed: int,
+                    notes: list[str]) -> np.ndarray:
+    """The rows a call explains: ``local`` alone, else all ``n`` up to ``max_rows`` (a seeded
+    sample beyond, stated in ``notes``)."""
+    if local is not None:
+        return np.array([local])
+    rows = sample_rows(n, max_rows or MAX_ROWS, np.random.default_rng([seed, 0]))
+    if len(rows) < n:
+        notes.append(f"explained a seeded sample of {len(rows):,} of {n:,} rows (seed "
+                     f"{seed}); --max-rows changes it")
+    return rows
 
 
 def describe_output(outputs: Outputs, target: Any) -> str:

@@ -21,18 +21,16 @@ from ..core.data import check_data
 from ..core.errors import InputError
 from ..core.inputs import check_seed, module_device_dtype
 from .attribution_result import TokenExplainResult
-from .inputs import check_row, match_class, sample_rows
+from .inputs import check_row
 from .integrated import (
-    MAX_ROWS,
-    Outputs,
     captum_attr,
     check_steps,
     describe_output,
     evaluating,
-    first_output,
+    prepare_outputs,
     raw_output,
+    rows_to_explain,
     run_timed,
-    task_for,
 )
 from .modality import InputKind, embedding_layer
 from .token_rows import TokenRows
@@ -151,19 +149,9 @@ def explain_tokens(
         notes.append("--background is not used: Integrated Gradients starts from one baseline "
                      "(every token the pad id)")
     pad, pad_source = pad_token_id(model)
-    with evaluating(model):
-        first = first_output(model, rows_of.row(local or 0), name=label, x_name=x_name)
-    width = int(first.shape[1])
-    task = task_for(model, width)
-    outputs = Outputs(task, width, label)
-    target = match_class(target, task, label)
-    if local is not None:
-        rows = np.array([local])
-    else:
-        rows = sample_rows(n, max_rows or MAX_ROWS, np.random.default_rng([seed, 0]))
-        if len(rows) < n:
-            notes.append(f"explained a seeded sample of {len(rows):,} of {n:,} rows (seed "
-                         f"{seed}); --max-rows changes it")
+    task, outputs, target = prepare_outputs(model, rows_of.row(local or 0), target, label=label,
+                                            x_name=x_name)
+    rows = rows_to_explain(n, local, max_rows, seed, notes)
 
     def explain_row(i: int) -> tuple[list[int], list[float], float, Any]:
         batch = rows_of.row(i)
