@@ -134,3 +134,27 @@ def test_gpu_check_without_gpu_exits_2():
     done = subprocess.run(["bash", str(GPU_CHECK)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "no NVIDIA GPU" in done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_an_exported_script_trains_a_bert_on_dict_batches(store, tmp_path):
+    """The batch contract travels in the job file: a dict X of token ids and the model's own
+    loss, trained by torchrun on two processes, recorded into the same store."""
+    pytest.importorskip("transformers")
+    from token_models import labels_for, tiny_bert, token_batch
+
+    X, y = token_batch(64), labels_for(64, classes=2)
+    bert = tiny_bert(num_labels=2).train()
+    report = train(bert, X, y, TrainConfig(devices=2, epochs=1, batch_size=16, seed=0,
+                                           name="bert-export", export=False,
+                                           export_script=str(tmp_path / "train_bert.py")))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+           "--rdzv-backend", "c10d", "--rdzv-endpoint", "127.0.0.1:0", report.script]
+    done = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "registered bert-export/1" in done.stdout
+    loaded = load_version("bert-export/1")  # by its recorded transformers class
+    with torch.no_grad():
+        logits = loaded(**X).logits
+    assert logits.shape == (64, 2) and torch.isfinite(logits).all()

@@ -159,3 +159,63 @@ def test_train_magic_passes_the_node_flags_and_reports_a_taken_port(ip, store):
     with pytest.raises(UsageError, match="--nodes applies to PyTorch models"):
         ip.run_line_magic("train", "clf X y --nodes 2")
     assert all_runs(store) == []
+
+
+NODE_BERT = textwrap.dedent("""
+    import json, sys
+    import numpy as np, torch
+    from safetensors.torch import save_file
+    from transformers import BertConfig, BertForSequenceClassification
+    from aimodel_kernel.engine.core.options import TrainConfig
+    from aimodel_kernel.engine.training.entry import train
+
+    data, rank, rdzv, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    d = np.load(data)
+    X = {"input_ids": torch.from_numpy(d["ids"]), "attention_mask": torch.from_numpy(d["mask"])}
+    torch.manual_seed(100 + rank)  # different initial weights: DDP starts from rank 0's
+    model = BertForSequenceClassification(BertConfig(
+        vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=37, num_labels=2, max_position_embeddings=64))
+    config = TrainConfig(epochs=1, batch_size=16, lr=1e-3, seed=7, nodes=2, node_rank=rank,
+                         rdzv=rdzv, name="bert-nodes", export=False, checkpoint=False)
+    r = train(model, X, d["y"], config)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out + ".safetensors")
+    json.dump({"run_id": r.run_id, "version": r.version, "status": r.status,
+               "world": r.metrics.get("world_size")}, open(out + ".json", "w"))
+""")
+
+
+@pytest.mark.slow
+def test_two_nodes_train_a_bert_on_dict_batches(tmp_path, template_db):
+    """Nested inputs under --nodes: both nodes derive the same rendezvous id from a dict X,
+    shard it alike and end with the same weights; one version is recorded."""
+    pytest.importorskip("transformers")
+    from token_models import labels_for, token_batch
+
+    X, y = token_batch(64), labels_for(64, classes=2)
+    data = tmp_path / "tokens.npz"
+    np.savez(data, ids=X["input_ids"].numpy(), mask=X["attention_mask"].numpy(), y=y)
+    rdzv = f"127.0.0.1:{free_port()}"
+    procs = []
+    for rank in (0, 1):
+        home = tmp_path / f"node{rank}" / ".aimodel"
+        home.mkdir(parents=True)
+        shutil.copyfile(template_db, home / "mlflow.db")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-c", NODE_BERT, str(data), str(rank), rdzv,
+             str(tmp_path / f"n{rank}")], cwd=home.parent,
+            env=subprocess_env(AIMODEL_HOME=str(home)), stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT))
+    try:
+        outputs = [p.communicate(timeout=300)[0].decode(errors="replace") for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    reports = [json.loads((tmp_path / f"n{r}.json").read_text()) for r in (0, 1)]
+    assert all(r["status"] == "finished" and r["world"] == 2.0 for r in reports)
+    assert sorted(r["version"] or 0 for r in reports) == [0, 1]
+    a, b = (load_file(str(tmp_path / f"n{r}.safetensors")) for r in (0, 1))
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
