@@ -28,14 +28,32 @@ def is_model(value: Any) -> bool:
     return callable(getattr(value, "fit", None)) and callable(getattr(value, "get_params", None))
 
 
+def _nested_rows(value: Any, torch: Any) -> int | None:
+    """Rows of a dict of inputs (``input_ids``, ``attention_mask`` ...) or a tuple of them
+    (``forward(x_num, x_cat)``): arrays or tensors with one first dimension, else ``None``."""
+    leaves = list(value.values()) if isinstance(value, Mapping) else list(value)
+    if not leaves or (isinstance(value, Mapping) and not all(isinstance(k, str) for k in value)):
+        return None
+    arrays = (np.ndarray,) if torch is None else (np.ndarray, torch.Tensor)
+    if not all(isinstance(v, arrays) and v.ndim >= 1 for v in leaves):
+        return None
+    rows = {int(v.shape[0]) for v in leaves}
+    return rows.pop() if len(rows) == 1 else None
+
+
 def rows_of(value: Any) -> int | None:
     """The number of rows of something usable as X (2-D array, DataFrame, sparse matrix, tensor,
-    map-style Dataset or DataLoader), else ``None``."""
+    a dict or tuple of model inputs, map-style Dataset, DataLoader or Hugging Face dataset),
+    else ``None``."""
     torch = sys.modules.get("torch")
     pd = sys.modules.get("pandas")
     sp = sys.modules.get("scipy.sparse")
     if isinstance(value, np.ndarray) or (torch is not None and isinstance(value, torch.Tensor)):
         return int(value.shape[0]) if value.ndim >= 2 else None
+    if isinstance(value, Mapping) or (isinstance(value, tuple) and len(value) >= 2):
+        return _nested_rows(value, torch)
+    if hasattr(value, "column_names") and hasattr(value, "set_format"):  # a datasets.Dataset
+        return len(value)
     if pd is not None and isinstance(value, pd.DataFrame):
         return len(value)
     if sp is not None and sp.issparse(value):

@@ -307,3 +307,25 @@ def test_stop_click_reaches_a_kernel_that_is_training(tmp_path):
     finally:
         client.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_a_bert_on_a_dict_of_token_ids_is_listed_and_trained_from_the_panel(ip, store):
+    """Models that take a dict of inputs are offered their dict X (and its targets), and the
+    panel trains them as %train does."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from token_models import labels_for, tiny_bert, token_batch
+
+    enc, y = token_batch(40), labels_for(40, classes=2)
+    ragged = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"][:10]}
+    ip.user_ns.update(bert=tiny_bert(num_labels=2).train(), enc=enc, y_enc=y, ragged=ragged,
+                      pair=(torch.zeros(40, 3), torch.zeros(40, dtype=torch.long)))
+    panel = ExperimentPanel(ip, widget=True, background=False)
+    assert {"enc", "pair"} <= set(panel.X_choice.options)
+    assert "ragged" not in panel.X_choice.options  # leaves of different lengths: not an X
+    panel.model_choice.value, panel.X_choice.value = "bert", "enc"
+    assert list(panel.y_choice.options) == ["y_enc"]
+    panel.set(epochs=1, batch_size=8, seed=0)
+    panel.train()
+    (run,) = runs_of(store)
+    assert run.info.status == "FINISHED" and run.data.params["train.epochs"] == "1"
