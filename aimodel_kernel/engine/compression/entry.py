@@ -283,11 +283,16 @@ def _verify(plan: Plan, runners: dict[str, checks.Runner], result: CompressResul
 
 def _time(plan: Plan, runners: dict[str, checks.Runner], result: CompressResult,
           repeats: int, threads: int) -> None:
-    """p50 / p95 at batch 1 and 256 of every working variant, all on ``threads`` threads."""
+    """p50 / p95 at batch 1 and 256 of every working variant, all on ``threads`` threads.
+
+    The last use of the runners: each is dropped once timed (with its onnxruntime session and
+    the arena its batch-256 runs grew), so the peak memory is one variant's, not their sum.
+    """
     index = {b: np.resize(np.arange(plan.n), b) for b in BATCHES}
     with same_threads(threads):
         for v in result.variants:
-            runner = runners.get(v.name)
+            runner = runners.pop(v.name, None)
+            release_memory()  # the variant timed before this one
             if not v.ok or runner is None:
                 continue
             native = v.name == "original" and plan.framework == "sklearn"
