@@ -103,7 +103,15 @@ class Interrupting:
         return Net()
 
 
-def test_ctrl_c_interrupts_and_resume_continues(ip, digits):
+@pytest.fixture
+def default_sigint():
+    """Start from Python's own SIGINT handler (a kernel's), whatever earlier tests left."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_ctrl_c_interrupts_and_resume_continues(ip, digits, default_sigint):
     pytest.importorskip("torch")
     X, y = digits
     net = Interrupting(at=12)  # 600 rows / batch 64 = 10 steps per epoch: stops in epoch 2
