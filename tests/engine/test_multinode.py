@@ -48,6 +48,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def run_nodes(script: str, data, tmp_path, template_db) -> list:
+    """Start two loopback "nodes" (each its own store) running ``script`` on ``data``; wait
+    for both and return their homes. A node that fails fails the test with both outputs."""
+    rdzv = f"127.0.0.1:{free_port()}"
+    procs, homes = [], []
+    for rank in (0, 1):
+        home = tmp_path / f"node{rank}" / ".aimodel"
+        home.mkdir(parents=True)
+        shutil.copyfile(template_db, home / "mlflow.db")
+        homes.append(home)
+        procs.append(subprocess.Popen(
+            [sys.executable, "-c", script, str(data), str(rank), rdzv,
+             str(tmp_path / f"n{rank}")], cwd=home.parent,
+            env=subprocess_env(AIMODEL_HOME=str(home)), stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT))
+    try:
+        outputs = [p.communicate(timeout=300)[0].decode(errors="replace") for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    return homes
+
+
 def node_store(home):
     from aimodel_kernel.config import Settings
     from aimodel_kernel.engine.store.tracking import get_store
@@ -61,25 +87,7 @@ def test_two_nodes_train_one_model_and_only_global_rank_0_records_it(tmp_path, t
     X, y = digits
     data = tmp_path / "digits.npz"
     np.savez(data, X=X[:640], y=y[:640])
-    rdzv = f"127.0.0.1:{free_port()}"
-    procs, homes = [], []
-    for rank in (0, 1):
-        home = tmp_path / f"node{rank}" / ".aimodel"
-        home.mkdir(parents=True)
-        shutil.copyfile(template_db, home / "mlflow.db")
-        homes.append(home)
-        env = subprocess_env(AIMODEL_HOME=str(home))
-        procs.append(subprocess.Popen(
-            [sys.executable, "-c", NODE, str(data), str(rank), rdzv, str(tmp_path / f"n{rank}")],
-            cwd=home.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
-    try:
-        outputs = [p.communicate(timeout=300)[0].decode(errors="replace") for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    homes = run_nodes(NODE, data, tmp_path, template_db)
 
     reports = [json.loads((tmp_path / f"n{r}.json").read_text()) for r in (0, 1)]
     assert all(r["status"] == "finished" and r["world"] == 2.0 for r in reports)
@@ -195,25 +203,7 @@ def test_two_nodes_train_a_bert_on_dict_batches(tmp_path, template_db):
     X, y = token_batch(64), labels_for(64, classes=2)
     data = tmp_path / "tokens.npz"
     np.savez(data, ids=X["input_ids"].numpy(), mask=X["attention_mask"].numpy(), y=y)
-    rdzv = f"127.0.0.1:{free_port()}"
-    procs = []
-    for rank in (0, 1):
-        home = tmp_path / f"node{rank}" / ".aimodel"
-        home.mkdir(parents=True)
-        shutil.copyfile(template_db, home / "mlflow.db")
-        procs.append(subprocess.Popen(
-            [sys.executable, "-c", NODE_BERT, str(data), str(rank), rdzv,
-             str(tmp_path / f"n{rank}")], cwd=home.parent,
-            env=subprocess_env(AIMODEL_HOME=str(home)), stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT))
-    try:
-        outputs = [p.communicate(timeout=300)[0].decode(errors="replace") for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    run_nodes(NODE_BERT, data, tmp_path, template_db)
     reports = [json.loads((tmp_path / f"n{r}.json").read_text()) for r in (0, 1)]
     assert all(r["status"] == "finished" and r["world"] == 2.0 for r in reports)
     assert sorted(r["version"] or 0 for r in reports) == [0, 1]
