@@ -22,7 +22,7 @@ class CompressMagics(AimodelMagicsBase):
     @argument("model", help="a trained scikit-learn estimator or torch.nn.Module")
     @argument("--check", nargs="+", metavar="NAME",
               help="X y: rows every variant is verified and timed on (required; X alone "
-                   "when it is a dict holding 'labels')")
+                   "when it is a dict holding 'labels', a Dataset or a DataLoader)")
     @argument("--prune", type=float, metavar="AMOUNT",
               help="PyTorch: zero this fraction of the Linear/Conv weights (global magnitude)")
     @argument("--structured", type=float, metavar="AMOUNT",
@@ -64,6 +64,7 @@ class CompressMagics(AimodelMagicsBase):
         """
         from ..display.compress_report import CompressReport
         from ..engine.compression.entry import compress
+        from ..engine.core.kinds import is_dataset, is_hf_dataset, is_loader
 
         args = parse(self.compress, line)
         if not args.check:
@@ -74,7 +75,8 @@ class CompressMagics(AimodelMagicsBase):
             raise UsageError("--check takes X and y: --check X_test y_test")
         model = self.resolve(args.model, "model")
         X = self.resolve(args.check[0], "--check X")
-        holds_labels = isinstance(X, dict) and ("labels" in X or "label" in X)
+        items = is_dataset(X) or is_loader(X) or is_hf_dataset(X)  # they yield their targets
+        holds_labels = items or (isinstance(X, dict) and ("labels" in X or "label" in X))
         if len(args.check) == 1 and not holds_labels:  # a dict X may carry them (HF style)
             raise UsageError("--check takes X and y: --check X_test y_test")
         y = self.resolve(args.check[1], "--check y") if len(args.check) == 2 else None
@@ -85,5 +87,6 @@ class CompressMagics(AimodelMagicsBase):
             log=not args.no_log, threads=args.threads, repeats=args.repeats,
             calibration=calibration, settings=self.settings(), source=self.source("compress", line),
             names=(args.model, args.check[0],
-                   args.check[1] if len(args.check) == 2 else f"{args.check[0]}['labels']"))
+                   args.check[1] if len(args.check) == 2 else
+                   f"{args.check[0]}'s targets" if items else f"{args.check[0]}['labels']"))
         return CompressReport(result)

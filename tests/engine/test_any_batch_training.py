@@ -387,3 +387,21 @@ def test_devices_2_with_dict_batches_ends_with_the_recorded_weights(store):
     state = clone_state(model)
     assert all(torch.equal(saved[k], state[k]) for k in saved)
     assert result.metrics["world_size"] == 2.0
+
+
+def test_devices_2_with_a_hugging_face_dataset(store):
+    datasets = pytest.importorskip("datasets")
+    ids, mask, y = token_data()
+    ds = datasets.Dataset.from_dict({"input_ids": ids.tolist(), "attention_mask": mask.tolist(),
+                                     "labels": y.tolist()})
+    ds.set_format("torch")
+    model = tiny_bert(dropout=0.0)
+    result = train(model, ds, None, TrainConfig(epochs=6, batch_size=16, lr=3e-3, seed=1,
+                                                devices=2, name="bert-hf-ddp", **FAST))
+    assert result.status == "finished" and result.metrics["world_size"] == 2.0
+    losses = [h["loss"] for h in result.history]
+    assert losses[-1] < 0.7 * losses[0]
+    assert result.fingerprint["kind"] == "dataset" and result.fingerprint["n_samples"] == N
+    with torch.no_grad():  # the notebook's model holds the trained weights
+        logits = model(input_ids=ids, attention_mask=mask).logits
+    assert (logits.argmax(1).numpy() == y).mean() > 0.8

@@ -167,6 +167,48 @@ def test_a_two_input_model_exports_named_inputs_and_calibrates_static_int8(store
     assert any("calibrated on the first 80 check rows" in n for n in result.notes)
 
 
+def test_a_dataloader_with_a_padding_collate_fn_is_the_check_set(gru, store):
+    from token_models import Sequences, pad_collate
+
+    sequences = Sequences(48)
+    loader = torch.utils.data.DataLoader(sequences, batch_size=8, collate_fn=pad_collate)
+    result = compress(gru, loader, None, onnx=True, repeats=5)
+    rows = {v.name: v for v in result.variants}
+    assert result.n_check == 48
+    assert rows["onnx"].ok and rows["onnx"].max_abs_diff < TOL
+    ids, y = pad_collate(sequences.items)  # what the loader's own collate makes of every item
+    expected = float(np.mean(logits_of(gru, ids).argmax(1) == y.numpy()))
+    assert rows["original"].metrics["accuracy"] == pytest.approx(expected)
+
+
+def test_a_dataset_of_dicts_and_a_hugging_face_dataset_are_check_sets(bert, store):
+    datasets = pytest.importorskip("datasets")
+    from token_models import DictItems
+
+    batch, y = token_batch(32), labels_for(32)
+    expected = float(np.mean(logits_of(bert, batch).argmax(1) == y))
+    hf = datasets.Dataset.from_dict({**{k: v.tolist() for k, v in batch.items()},
+                                     "labels": y.tolist()})
+    hf.set_format("torch")
+    for X in (DictItems(batch, y), hf):
+        result = compress(bert, X, None, onnx=True, repeats=5, log=False)
+        rows = {v.name: v for v in result.variants}
+        assert rows["onnx"].ok and rows["onnx"].max_abs_diff < TOL
+        assert rows["original"].metrics["accuracy"] == pytest.approx(expected)
+
+
+def test_ragged_items_without_a_padding_collate_are_refused_in_one_line(gru, store):
+    from token_models import Sequences
+
+    with pytest.raises(InputError, match=r"^the items of seqs cannot be stacked into one batch "
+                                         r"\(.*\); pass a DataLoader whose collate_fn pads them"):
+        compress(gru, Sequences(16), None, onnx=True, name="never",
+                 names=("gru", "seqs", "seqs' targets"))
+    with pytest.raises(InputError, match=r"yields its targets; pass --check X alone"):
+        compress(gru, Sequences(16), labels_for(16, 2), onnx=True, name="never")
+    assert all_runs(store) == [] and registered_names(store) == []
+
+
 # -- refusals ----------------------------------------------------------------------------------
 def test_float_ids_are_refused_before_anything_is_recorded(bert, store):
     batch = token_batch(16)

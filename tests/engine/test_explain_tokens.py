@@ -317,6 +317,25 @@ def test_single_channel_images_without_a_channel_axis(digit_cnn):
     assert report_for(r).png().startswith(b"\x89PNG")
 
 
+def test_a_dataset_of_images_is_explained_like_the_tensor(digit_cnn):
+    net, images = digit_cnn
+    labels = torch.arange(len(images)) % 10
+    pairs = torch.utils.data.TensorDataset(images[:40], labels[:40])
+    loader = torch.utils.data.DataLoader(pairs, batch_size=8)
+    direct = explain(net, images[:40], log=False, n_steps=8, max_rows=5, seed=3)
+    for X in (pairs, loader):
+        r = explain(net, X, log=False, n_steps=8, max_rows=5, seed=3)
+        assert r.kind == "image" and "dataset of images (C, H, W)" in r.reason
+        assert r.n_rows == 40 and list(r.rows) == list(direct.rows)
+        np.testing.assert_allclose(r.heatmaps, direct.heatmaps, rtol=1e-6, atol=1e-9)
+    local = explain(net, pairs, row=7, log=False, n_steps=8)
+    assert local.scope == "local" and local.prediction == int(net(images[7:8]).argmax())
+    broken = images[:4].clone()
+    broken[2, 0, 1, 1] = float("nan")
+    with pytest.raises(InputError, match=r"^image 2 of X has NaN or infinite pixels"):
+        explain(net, torch.utils.data.TensorDataset(broken), row=2, log=False, n_steps=4)
+
+
 # -- bad input: one line, before anything runs ----------------------------------------------
 def test_bad_input_is_refused_in_one_line(bert, encoded, planted, tokenizer):
     net, X, _ = planted

@@ -1,4 +1,5 @@
-"""``%evaluate``, ``%compress`` and ``%diff --data`` of a tiny BERT on a dict X, in a real
+"""``%evaluate``, ``%compress`` and ``%diff --data`` of a tiny BERT on a dict X (and ``%compress``
+of a GRU on a padding DataLoader), in a real
 in-process IPython against a real store: the dict may carry its labels (no y), and errors name
 the variables the user typed."""
 
@@ -65,3 +66,15 @@ def test_compress_refuses_float_ids_before_recording_anything(bert_ns):
     with pytest.raises(UsageError, match=r"^bert cannot take bad_ids: input_ids of shape"):
         bert_ns.run_line_magic("compress", "bert --onnx --check bad_ids y_enc --name never")
     assert all_runs(get_store()) == [] and registered_names(get_store()) == []
+
+
+def test_compress_checks_on_a_padding_dataloader_alone(ip):
+    from token_models import GRUClassifier, Sequences, pad_collate
+
+    ip.user_ns.update(gru=GRUClassifier().eval(), loader=torch.utils.data.DataLoader(
+        Sequences(32), batch_size=8, collate_fn=pad_collate), y=labels_for(32, 2))
+    report = ip.run_line_magic("compress", "gru --onnx --check loader --repeats 5 --no-log")
+    rows = {v.name: v for v in report.variants}
+    assert report.n_check == 32 and rows["onnx"].ok and rows["onnx"].max_abs_diff < 1e-4
+    with pytest.raises(UsageError, match=r"^loader yields its targets; pass --check loader alone"):
+        ip.run_line_magic("compress", "gru --onnx --check loader y --no-log")

@@ -4,8 +4,10 @@ checks leave: the rows every variant runs on, in the form its runtime takes.
 
 PyTorch check rows follow the batch contract (:mod:`~aimodel_kernel.engine.core.batches`): a
 tensor, a tuple of inputs or a dict of inputs; floating inputs in the module's dtype, token ids
-int64. A model taking token ids gets onnxruntime's dynamic int8 quantization (nothing to
-calibrate), one taking only floats static int8 calibrated on rows.
+int64. A Dataset or DataLoader is collated into one such batch first
+(:func:`~aimodel_kernel.engine.core.collate.collate_all`, with the loader's ``collate_fn``). A
+model taking token ids gets onnxruntime's dynamic int8 quantization (nothing to calibrate), one
+taking only floats static int8 calibrated on rows.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..core import batches as contract
+from ..core.collate import collate_all
 from ..core.data import TaskInfo, to_numpy
 from ..core.errors import InputError
 from ..core.inputs import cpu_count
@@ -112,9 +115,18 @@ def check_plan(model: Any, X: Any, y: Any, framework: str, *, prune: float | Non
         need("onnx", "ONNX export")
         need("onnxruntime", "running ONNX models")
         need("skl2onnx" if framework == "sklearn" else "onnxscript", "ONNX export")
-    if _kind_of(X) in ("dataset", "loader", "sparse"):
-        raise InputError(f"--check takes arrays, DataFrames, tensors, or a tuple or dict of "
-                         f"them; {x_name} is a {_kind_of(X)}")
+    if _kind_of(X) == "sparse":
+        raise InputError(f"--check takes dense rows (arrays, DataFrames, tensors, a tuple or "
+                         f"dict of them, a Dataset or DataLoader); {x_name} is a sparse matrix: "
+                         f"pass {x_name}.toarray()")
+    if _kind_of(X) == "dataset":
+        if framework != "torch":
+            raise InputError(f"--check {x_name} is a torch Dataset or DataLoader, which a "
+                             f"scikit-learn {type(model).__name__} does not take; pass its rows "
+                             "as an array or DataFrame")
+        if y is not None:
+            raise InputError(f"{x_name} yields its targets; pass --check {x_name} alone")
+        X, y = collate_all(X, x_name=x_name, y_name=names[2])  # every variant runs on them
     data, task = prepare(model, X, y, name=model_name, x_name=x_name, y_name=names[2])
     pred = predict(model, data.X, task=task, x_name=x_name, name=model_name)
     build = dict(onnx=onnx or auto, quantize=quantize is not None or auto, auto=auto)
@@ -172,11 +184,9 @@ def _torch_plan(model: Any, data: Any, task: TaskInfo, calibration: Any, model_n
 
 
 def _kind_of(X: Any) -> str:
-    from ..core.data import is_dataset, is_loader, is_sparse
+    from ..core.data import is_dataset, is_hf_dataset, is_loader, is_sparse
 
-    if is_loader(X):
-        return "loader"
-    if is_dataset(X):
+    if is_loader(X) or is_dataset(X) or is_hf_dataset(X):
         return "dataset"
     return "sparse" if is_sparse(X) else "array"
 

@@ -1,8 +1,10 @@
 """Pixel attributions of an image model: Captum's ``IntegratedGradients`` on the input pixels,
 from an all-zero (black) baseline, summed over channels into one heat map per image.
 
-Rows are (N, C, H, W) or (N, H, W) floats (a tensor or array), given to the module in its
-floating dtype on its device. torch and captum are imported inside functions.
+Rows are (N, C, H, W) or (N, H, W) floats (a tensor or array), or the (C, H, W) items of a
+Dataset / DataLoader's dataset (read one at a time: only the explained images are loaded),
+given to the module in its floating dtype on its device. torch and captum are imported inside
+functions.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from ..core.batches import split_item
 from ..core.data import check_data, take_rows
+from ..core.errors import InputError
 from ..core.inputs import as_model_input, check_seed, module_device_dtype
 from .attribution_result import ImageExplainResult
 from .inputs import check_row
@@ -26,7 +30,7 @@ from .integrated import (
     rows_to_explain,
     run_timed,
 )
-from .modality import InputKind
+from .modality import InputKind, sole_input
 
 EXPLAINER = "IntegratedGradients"
 MAX_PIXELS = 1000  # pixels kept in ``importance`` (the heat maps hold them all)
@@ -47,7 +51,8 @@ def explain_images(
     Parameters
     ----------
     model : torch.nn.Module
-    X : tensor or array of shape (N, C, H, W) or (N, H, W)
+    X : tensor or array of shape (N, C, H, W) or (N, H, W), or a Dataset / DataLoader of
+        (C, H, W) items (``(image, label)`` pairs or images)
     kind : InputKind
         Why ``X`` was taken for images (shown in the result).
     row, target, max_rows, n_steps, seed, top, background, name, x_name
@@ -81,8 +86,17 @@ def explain_images(
         notes.append("--background is not used: Integrated Gradients starts from one baseline "
                      "(a black image)")
 
+    items = data.kind in ("dataset", "loader")
+    source = data.X.dataset if data.kind == "loader" else data.X
+
     def image(i: int) -> Any:
-        return as_model_input(take_rows(data.X, np.array([i])), device, dtype)
+        if not items:
+            return as_model_input(take_rows(data.X, np.array([i])), device, dtype)
+        inputs, _ = split_item(source[int(i)])
+        x = as_model_input(torch.as_tensor(sole_input(inputs))[None], device, dtype)
+        if not bool(torch.isfinite(x).all()):
+            raise InputError(f"image {i} of {x_name} has NaN or infinite pixels; fix or drop it")
+        return x
 
     task, outputs, target = prepare_outputs(model, image(local or 0), target, label=label,
                                             x_name=x_name)

@@ -4,8 +4,8 @@
   first integer entry holds them, a ``Dataset`` / Hugging Face ``datasets.Dataset`` of such
   items) for a model with an input embedding layer (``get_input_embeddings()`` of a Hugging Face
   model, else its first ``nn.Embedding``): per-token Integrated Gradients on that layer;
-* **image**: a floating tensor or array of shape (N, C, H, W) or (N, H, W): Integrated
-  Gradients on the pixels;
+* **image**: a floating tensor or array of shape (N, C, H, W) or (N, H, W), or a ``Dataset``
+  (or DataLoader) of (C, H, W) items: Integrated Gradients on the pixels;
 * **tabular**: everything else, explained by today's SHAP / LIME explainers.
 
 Integer rows for a model without an embedding layer stay tabular (the forward check then says
@@ -95,6 +95,14 @@ def first_item_inputs(X: Any, x_name: str = "X") -> Any:
     return inputs
 
 
+def sole_input(inputs: Any) -> Any:
+    """The one input of an item (a tensor or array, also a 1-tuple of one, as a
+    ``TensorDataset`` of images gives), else ``None``."""
+    if isinstance(inputs, tuple | list) and len(inputs) == 1:
+        inputs = inputs[0]
+    return inputs if is_tensor(inputs) or isinstance(inputs, np.ndarray) else None
+
+
 def ids_position(inputs: Any, x_name: str = "X") -> str | int | None:
     """Where token ids sit in a batch's inputs: a dict key, a tuple position, ``None`` for
     the inputs themselves; raises when none of them holds integers."""
@@ -147,6 +155,9 @@ def input_kind(model: Any, X: Any, *, name: str = "the model", x_name: str = "X"
                              "attribute them to; pass the rows the model takes as floats, or a "
                              "model with an input embedding layer")
         return InputKind(TABULAR, f"{x_name} holds integers but {name} has no nn.Embedding")
+    image = sole_input(inputs) if dataset else None
+    if image is not None and _dtype_kind(image) == "f" and _ndim(image) == 3:
+        return InputKind(IMAGE, f"{x_name} is a dataset of images (C, H, W)")
     if not dataset and not keyed and not is_positional(inputs) and _dtype_kind(inputs) == "f":
         ndim = _ndim(inputs)
         if ndim == 4:
