@@ -36,7 +36,7 @@ torch.manual_seed(0)
 model = nn.Sequential(nn.Linear(64, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
                       nn.Linear(512, 10))
 ddp = nn.parallel.DistributedDataParallel(model)
-opt = torch.optim.AdamW(ddp.parameters(), lr=1e-3, weight_decay=0.01)
+opt = torch.optim.AdamW(ddp.parameters(), lr=1e-3, weight_decay=0.01, fused=True)
 loss_fn = nn.CrossEntropyLoss()
 epochs, batch = int(sys.argv[1]), 128
 g = torch.Generator().manual_seed(0)

@@ -116,6 +116,26 @@ class AimodelMagics(AimodelMagicsBase):
             help="PyTorch: comma-separated module names LoRA adapts (default: the attention and "
                  "MLP Linear layers)")
     @option("merge", help="PyTorch: save the LoRA adapters merged into the weights")
+    @option("precision",
+            help="PyTorch: 32 (default), bf16-mixed (autocast over float32 weights), bf16-true "
+                 "(bfloat16 weights), 16-mixed (GPUs: float16 autocast with a gradient scaler)")
+    @option("grad_accum", metavar="N",
+            help="PyTorch: split each step's --batch-size rows into N micro-batches (the "
+                 "gradient is the whole step's)")
+    @option("strategy",
+            help="PyTorch, --devices: ddp (replicate, default) or fsdp (shard parameters, "
+                 "gradients and optimizer state: FSDP2)")
+    @option("blocks", metavar="CLASSES",
+            help="PyTorch: class names of the blocks FSDP shards and activation checkpointing "
+                 "wraps (default: detected transformer layers / repeated stack children)")
+    @option("reshard_after_forward",
+            help="PyTorch, fsdp: keep each block's gathered parameters until its backward")
+    @option("cpu_offload", help="PyTorch, fsdp: keep shards and optimizer state in CPU memory")
+    @option("activation_checkpointing",
+            help="PyTorch: recompute each block's activations in the backward (less memory)")
+    @option("compile", help="PyTorch: torch.compile the model before training")
+    @option("eager_fallback",
+            help="PyTorch, --compile: train uncompiled (with a note) if it cannot be compiled")
     @argument("--quiet", action="store_true", help="no live progress")
     @line_magic
     @usage_errors

@@ -63,7 +63,8 @@ def test_torch_only_flags_are_the_ones_refused_for_an_estimator():
         "early_stop", "monitor", "resume", "checkpoint_every", "devices", "backend",
         "nodes", "node_rank", "rdzv", "rdzv_id", "export_script", "lr_schedule", "warmup",
         "from", "freeze", "unfreeze_after", "lr_head", "lora", "lora_alpha", "lora_targets",
-        "merge"]
+        "merge", "precision", "grad_accum", "strategy", "blocks", "no_reshard_after_forward",
+        "cpu_offload", "activation_checkpointing", "compile", "eager_fallback"]
     values = vars(parse(AimodelMagics.train, "clf X y --seed 1 --lr 0.1 --epochs 2"))
     assert torch_only_flags(values) == ["--epochs", "--lr"]
     assert torch_only_flags(vars(parse(AimodelMagics.train, "clf X y --no-checkpoint"))) == []
@@ -79,7 +80,9 @@ def test_train_refuses_a_torch_flag_for_an_estimator(ip):
 def test_options_from_flags_keeps_only_what_was_given():
     args = vars(parse(AimodelMagics.train, "net X y --epochs 3 --no-export --quiet"))
     assert options_from_flags(args) == {"epochs": 3, "export": False, "deterministic": False,
-                                        "merge": False}
+                                        "merge": False, "cpu_offload": False,
+                                        "activation_checkpointing": False, "compile": False,
+                                        "eager_fallback": False}
     assert config_from_flags(args) == TrainConfig(epochs=3, export=False)
     assert flags_for(TrainConfig()) == []
 
@@ -98,6 +101,9 @@ EVERY_FIELD_SET = [  # together these give every field a value other than its de
                 unfreeze_after=2, lr_head=0.01, start_from="base/3"),
     TrainConfig(lr_schedule="onecycle", lora=8, lora_alpha=32.0, lora_targets="query,value",
                 merge=True),
+    TrainConfig(precision="bf16-mixed", grad_accum=4, devices=2, strategy="fsdp",
+                blocks="BertLayer", reshard_after_forward=False, cpu_offload=True,
+                activation_checkpointing=True, compile=True, eager_fallback=True),
 ]
 
 

@@ -60,7 +60,32 @@ class WorkerFailed:
     message: str
 
 
-Event = RunStarted | BatchEnd | EpochEnd | TrainingEnd | WorkerFailed
+@dataclass(frozen=True, slots=True)
+class PhaseStarted:
+    """A stretch of work during which no batch ends, shown so the cell does not look stuck:
+    ``"compiling"`` (``torch.compile``'s first steps), ``"sharding"`` (FSDP setting up).
+    The next :class:`BatchEnd` or :class:`EpochEnd` ends it."""
+
+    phase: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MemorySample:
+    """Memory of one rank: its peak so far (CUDA ``max_memory_allocated`` on a GPU, the
+    process's resident set on CPU) and the bytes its parameters, gradients and optimizer state
+    take (a rank's shards under FSDP)."""
+
+    rank: int
+    device: str
+    peak_bytes: int
+    parameter_bytes: int
+    gradient_bytes: int
+    optimizer_bytes: int
+
+
+Event = (RunStarted | BatchEnd | EpochEnd | TrainingEnd | WorkerFailed | PhaseStarted
+         | MemorySample)
 EventCallback = Callable[[Event], None]
 
 

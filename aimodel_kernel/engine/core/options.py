@@ -24,6 +24,8 @@ MONITORS = ("val_loss", "val_accuracy", "val_metric", "loss")
 BACKENDS = ("auto", "gloo", "nccl")
 CLASS_WEIGHTS = ("balanced",)
 LR_SCHEDULES = ("constant", "linear", "cosine", "onecycle")  # training/schedules.py
+PRECISIONS = ("32", "bf16-mixed", "bf16-true", "16-mixed")  # training/precision.py
+STRATEGIES = ("ddp", "fsdp")  # training/distributed/sharding.py
 
 # The choices of the other magics' flags, defined here (a module the magics can import at
 # %load_ext: no numpy) and imported by the modules that check them.
@@ -114,6 +116,32 @@ class TrainConfig:
     start_from : str, optional
         ``NAME/V`` or ``NAME@ALIAS`` whose weights training starts from (``--from``); the new
         version's parent.
+    precision : {"32", "bf16-mixed", "bf16-true", "16-mixed"}
+        ``torch.autocast`` to bfloat16 (or float16, with a gradient scaler; GPUs only) over
+        float32 weights, or the weights themselves in bfloat16 (``bf16-true``).
+    grad_accum : int
+        Micro-batches per optimizer step: ``batch_size`` stays the rows of one step (over all
+        processes), split into this many micro-batches; the gradient is the whole step's.
+    strategy : {"ddp", "fsdp"}
+        ``devices > 1``: replicate the model on every process (DDP) or shard its parameters,
+        gradients and optimizer state over them (FSDP2 ``fully_shard``).
+    blocks : str, optional
+        Comma-separated class names of the submodules FSDP shards and activation checkpointing
+        wraps each on its own (default: a Hugging Face model's layers, else the repeated
+        children of ``nn.Sequential`` / ``nn.ModuleList`` stacks).
+    reshard_after_forward : bool
+        FSDP: free each block's gathered parameters after its forward (less memory, one more
+        all-gather in the backward).
+    cpu_offload : bool
+        FSDP: keep the sharded parameters and optimizer state in CPU memory.
+    activation_checkpointing : bool
+        Recompute each block's activations in the backward instead of keeping them
+        (non-reentrant ``torch.utils.checkpoint``).
+    compile : bool
+        ``torch.compile`` the model before training.
+    eager_fallback : bool
+        With ``compile``: train uncompiled (with a note) when torch cannot compile the model,
+        instead of refusing.
     """
 
     task: str = "auto"
@@ -153,6 +181,15 @@ class TrainConfig:
     lora_targets: str | None = None
     merge: bool = False
     start_from: str | None = None
+    precision: str = "32"
+    grad_accum: int = 1
+    strategy: str = "ddp"
+    blocks: str | None = None
+    reshard_after_forward: bool = True
+    cpu_offload: bool = False
+    activation_checkpointing: bool = False
+    compile: bool = False
+    eager_fallback: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -193,6 +230,35 @@ class TrainConfig:
         if self.name is not None:
             check_model_name(self.name)
         self._validate_finetune()
+        self._validate_scale()
+
+    def _validate_scale(self) -> None:
+        # --- precision, accumulation, sharding, compilation (issue 15) ---
+        _choice("precision", self.precision, PRECISIONS)
+        if self.precision == "16-mixed" and self.device == "cpu":
+            raise InputError("--precision 16-mixed needs a GPU (float16 autocast with a gradient "
+                             "scaler); on CPU use --precision bf16-mixed")
+        _positive_int("grad-accum", self.grad_accum)
+        processes = self.devices * self.nodes
+        if self.grad_accum * processes > self.batch_size:
+            per = f" per process ({processes} processes)" if processes > 1 else ""
+            raise InputError(f"--grad-accum {self.grad_accum} splits each step's --batch-size "
+                             f"{self.batch_size} into micro-batches of under one row{per}; use "
+                             f"--grad-accum {max(1, self.batch_size // processes)} or fewer, or "
+                             "a larger --batch-size")
+        _choice("strategy", self.strategy, STRATEGIES)
+        if self.strategy == "fsdp" and not self.distributed:
+            raise InputError("--strategy fsdp shards the model over worker processes; add "
+                             "--devices N (N >= 2)")
+        if self.strategy != "fsdp" and (self.cpu_offload or not self.reshard_after_forward):
+            flag = "--cpu-offload" if self.cpu_offload else "--no-reshard-after-forward"
+            raise InputError(f"{flag} applies to --strategy fsdp")
+        if self.blocks is not None and not (self.strategy == "fsdp"
+                                            or self.activation_checkpointing):
+            raise InputError("--blocks names what --strategy fsdp shards and "
+                             "--activation-checkpointing wraps; add one of them")
+        if self.eager_fallback and not self.compile:
+            raise InputError("--eager-fallback applies to --compile")
 
     def _validate_finetune(self) -> None:
         # --- schedules and transfer learning (training/schedules.py, training/finetune.py) ---
@@ -355,6 +421,17 @@ FLAGS = (
     OptionFlag("lora_alpha", "--lora-alpha", "float", torch_only=True),
     OptionFlag("lora_targets", "--lora-targets", "str", torch_only=True),
     OptionFlag("merge", "--merge", "switch", torch_only=True),
+    # large models: precision, accumulation, sharding, compilation
+    OptionFlag("precision", "--precision", "choice", PRECISIONS, torch_only=True),
+    OptionFlag("grad_accum", "--grad-accum", "int", torch_only=True),
+    OptionFlag("strategy", "--strategy", "choice", STRATEGIES, torch_only=True),
+    OptionFlag("blocks", "--blocks", "str", torch_only=True),
+    OptionFlag("reshard_after_forward", "--no-reshard-after-forward", "off", torch_only=True),
+    OptionFlag("cpu_offload", "--cpu-offload", "switch", torch_only=True),
+    OptionFlag("activation_checkpointing", "--activation-checkpointing", "switch",
+               torch_only=True),
+    OptionFlag("compile", "--compile", "switch", torch_only=True),
+    OptionFlag("eager_fallback", "--eager-fallback", "switch", torch_only=True),
 )
 FLAG_OF = {f.field: f for f in FLAGS}  # TrainConfig field -> its OptionFlag
 
